@@ -1,0 +1,33 @@
+// Command keeperlb-controller assigns addresses to LoadBalancer Services.
+package main
+
+import (
+	"context"
+	"flag"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/keeperlb/keeperlb/internal/controller"
+	"github.com/keeperlb/keeperlb/internal/kubeconfig"
+)
+
+func main() {
+	opts := controller.DefaultOptions()
+	opts.BindFlags(flag.CommandLine)
+	kc := flag.String("kubeconfig", "", "kubeconfig file (default: in-cluster, $KUBECONFIG or ~/.kube/config)")
+	flag.Parse()
+
+	log := slog.New(slog.NewJSONHandler(os.Stderr, nil))
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	cfg, err := kubeconfig.Load(*kc)
+	if err == nil {
+		err = controller.Run(ctx, cfg, opts, log)
+	}
+	if err != nil {
+		log.Error("controller failed", "err", err)
+		os.Exit(1)
+	}
+}
