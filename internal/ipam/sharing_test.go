@@ -1,0 +1,138 @@
+package ipam
+
+import (
+	"testing"
+)
+
+func TestSharingAutoAllocation(t *testing.T) {
+	type step struct {
+		key, share, backend string
+		ports               []Port
+		want                string
+	}
+	cases := []struct {
+		name  string
+		steps []step
+	}{
+		{
+			name: "same key, different ports share",
+			steps: []step{
+				{key: "ns/a", share: "k", ports: tcp(80), want: "10.0.0.0"},
+				{key: "ns/b", share: "k", ports: tcp(443), want: "10.0.0.0"},
+				{key: "ns/c", share: "k", ports: []Port{{"UDP", 80}}, want: "10.0.0.0"},
+			},
+		},
+		{
+			name: "port overlap takes a new address",
+			steps: []step{
+				{key: "ns/a", share: "k", ports: tcp(80), want: "10.0.0.0"},
+				{key: "ns/b", share: "k", ports: tcp(80, 443), want: "10.0.0.1"},
+				{key: "ns/c", share: "k", ports: tcp(443), want: "10.0.0.0"},
+				{key: "ns/d", share: "k", ports: tcp(443), want: "10.0.0.2"},
+			},
+		},
+		{
+			name: "joins the lowest compatible address",
+			steps: []step{
+				{key: "ns/a", share: "k", ports: tcp(80), want: "10.0.0.0"},
+				{key: "ns/b", share: "k", ports: tcp(80), want: "10.0.0.1"},
+				{key: "ns/c", share: "k", ports: tcp(81), want: "10.0.0.0"},
+				{key: "ns/d", share: "k", ports: tcp(81), want: "10.0.0.1"},
+				{key: "ns/e", share: "k", ports: tcp(82), want: "10.0.0.0"},
+			},
+		},
+		{
+			name: "different backend key refuses",
+			steps: []step{
+				{key: "ns/a", share: "k", ports: tcp(80), want: "10.0.0.0"},
+				{key: "ns/b", share: "k", backend: "app=x", ports: tcp(443), want: "10.0.0.1"},
+				{key: "ns/c", share: "k", backend: "app=x", ports: tcp(8443), want: "10.0.0.1"},
+			},
+		},
+		{
+			name: "different key refuses",
+			steps: []step{
+				{key: "ns/a", share: "k1", ports: tcp(80), want: "10.0.0.0"},
+				{key: "ns/b", share: "k2", ports: tcp(443), want: "10.0.0.1"},
+			},
+		},
+		{
+			name: "no key refuses",
+			steps: []step{
+				{key: "ns/a", ports: tcp(80), want: "10.0.0.0"},
+				{key: "ns/b", ports: tcp(443), want: "10.0.0.1"},
+				{key: "ns/c", share: "k", ports: tcp(8080), want: "10.0.0.2"},
+			},
+		},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			a := newAlloc(t, mkPool(t, "p", "10.0.0.0/24"))
+			for _, st := range tc.steps {
+				s := svc(st.key)
+				s.SharingKey, s.BackendKey, s.Ports = st.share, st.backend, st.ports
+				got := mustEnsure(t, a, s)
+				if ipStrings(got.IPs) != st.want {
+					t.Fatalf("%s got %v, want %s", st.key, got.IPs, st.want)
+				}
+			}
+		})
+	}
+}
+
+func TestSharingReleaseAndPortChange(t *testing.T) {
+	a := newAlloc(t, mkPool(t, "p", "10.0.0.0/24"))
+	x := svc("ns/x")
+	x.SharingKey, x.Ports = "k", tcp(80)
+	y := svc("ns/y")
+	y.SharingKey, y.Ports = "k", tcp(443)
+	mustEnsure(t, a, x)
+	mustEnsure(t, a, y)
+	if u, _ := a.Usage("p"); u.AssignedV4 != 1 {
+		t.Fatalf("shared address counted %d times", u.AssignedV4)
+	}
+
+	// y now also wants port 80: sharing is no longer possible, y moves.
+	y.Ports = tcp(80, 443)
+	checkResult(t, mustEnsure(t, a, y), nil, "p", "10.0.0.1", "")
+	checkResult(t, mustEnsure(t, a, x), nil, "p", "10.0.0.0", "")
+
+	// y drops port 80 again: it keeps its own address rather than moving.
+	y.Ports = tcp(443)
+	checkResult(t, mustEnsure(t, a, y), nil, "p", "10.0.0.1", "")
+
+	// Releasing one holder of a shared address leaves it to the other.
+	z := svc("ns/z")
+	z.SharingKey, z.Ports = "k", tcp(443)
+	checkResult(t, mustEnsure(t, a, z), nil, "p", "10.0.0.0", "")
+	if !a.Release("ns/x") {
+		t.Fatal("Release(ns/x) = false")
+	}
+	if got, ok := a.Get("ns/z"); !ok || ipStrings(got.IPs) != "10.0.0.0" {
+		t.Fatalf("ns/z after release of ns/x: %v %v", got, ok)
+	}
+	checkResult(t, mustEnsure(t, a, svc("ns/plain")), nil, "p", "10.0.0.2", "")
+	a.Release("ns/z")
+	checkResult(t, mustEnsure(t, a, svc("ns/plain2")), nil, "p", "10.0.0.0", "")
+	if a.Release("ns/never") {
+		t.Fatal("Release of an unknown key reported true")
+	}
+}
+
+// TestSharingGroupFastPath exercises the case the port counts exist for:
+// many Services with one key and the same port must each get a new
+// address quickly and correctly.
+func TestSharingGroupFastPath(t *testing.T) {
+	a := newAlloc(t, mkPool(t, "p", "10.0.0.0/16"))
+	for i := range 2000 {
+		s := svc("ns/s" + itoa(i))
+		s.SharingKey, s.Ports = "k", tcp(80)
+		got := mustEnsure(t, a, s)
+		if want := u128ToAddr(u128From64(0x0a000000+uint64(i)), IPv4); got.IPs[0] != want {
+			t.Fatalf("service %d got %v, want %v", i, got.IPs[0], want)
+		}
+	}
+	s := svc("ns/other")
+	s.SharingKey, s.Ports = "k", tcp(443)
+	checkResult(t, mustEnsure(t, a, s), nil, "p", "10.0.0.0", "")
+}
