@@ -14,10 +14,13 @@ import (
 )
 
 func main() {
+	// A FlagSet of our own: controller-runtime registers its own flags on
+	// flag.CommandLine when it is imported.
+	fs := flag.NewFlagSet(os.Args[0], flag.ExitOnError)
 	opts := controller.DefaultOptions()
-	opts.BindFlags(flag.CommandLine)
-	kc := flag.String("kubeconfig", "", "kubeconfig file (default: in-cluster, $KUBECONFIG or ~/.kube/config)")
-	flag.Parse()
+	opts.BindFlags(fs)
+	kc := fs.String("kubeconfig", "", "kubeconfig file (default: in-cluster, $KUBECONFIG or ~/.kube/config)")
+	_ = fs.Parse(os.Args[1:])
 
 	log := slog.New(slog.NewJSONHandler(os.Stderr, nil))
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)

@@ -127,6 +127,19 @@ func NewScheme() (*runtime.Scheme, error) {
 	return s, nil
 }
 
+// The controller's permissions; `make generate` turns them into
+// config/rbac/controller.
+//
+// +kubebuilder:rbac:groups="",resources=services;namespaces,verbs=get;list;watch
+// +kubebuilder:rbac:groups="",resources=services/status,verbs=get;patch
+// +kubebuilder:rbac:groups="";events.k8s.io,resources=events,verbs=create;patch;update
+// +kubebuilder:rbac:groups=metallb.io,resources=ipaddresspools;l2advertisements;bgpadvertisements;bgppeers;bfdprofiles;communities,verbs=get;list;watch
+// +kubebuilder:rbac:groups=metallb.io,resources=ipaddresspools/status,verbs=get;patch
+// +kubebuilder:rbac:groups=metallb.io,resources=configurationstates,verbs=get;list;watch;create
+// +kubebuilder:rbac:groups=metallb.io,resources=configurationstates/status,verbs=get;patch
+// +kubebuilder:rbac:groups="",namespace=metallb-system,resources=secrets,verbs=get;list;watch
+// +kubebuilder:rbac:groups=coordination.k8s.io,namespace=metallb-system,resources=leases,verbs=get;create;update
+
 // Run runs the controller until ctx ends.
 func Run(ctx context.Context, restCfg *rest.Config, opts Options, log *slog.Logger) error {
 	if log == nil {

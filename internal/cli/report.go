@@ -1,0 +1,110 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+	"text/tabwriter"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/keeperlb/keeperlb/api/v1beta1"
+	"github.com/keeperlb/keeperlb/internal/controller"
+)
+
+// serviceRow is one LoadBalancer Service as the operator wants to see it:
+// its addresses, or why it has none.
+type serviceRow struct {
+	Namespace, Name string
+	IPs             []string
+	Pool            string
+	State           string // Allocated, Pending or Unknown
+	Reason, Message string
+}
+
+func serviceRows(ctx context.Context, c client.Client) ([]serviceRow, error) {
+	var l corev1.ServiceList
+	if err := c.List(ctx, &l); err != nil {
+		return nil, fmt.Errorf("listing services: %w", err)
+	}
+	var rows []serviceRow
+	for i := range l.Items {
+		s := &l.Items[i]
+		if s.Spec.Type != corev1.ServiceTypeLoadBalancer {
+			continue
+		}
+		r := serviceRow{Namespace: s.Namespace, Name: s.Name, Pool: s.Annotations[controller.AnnotationAllocatedFromPool], State: "Unknown"}
+		for _, ing := range s.Status.LoadBalancer.Ingress {
+			r.IPs = append(r.IPs, ing.IP)
+		}
+		if cond := meta.FindStatusCondition(s.Status.Conditions, controller.ConditionIPAllocated); cond != nil {
+			r.State = "Allocated"
+			if cond.Status != "True" {
+				r.State = "Pending"
+			}
+			r.Reason, r.Message = cond.Reason, cond.Message
+		} else if s.Spec.LoadBalancerClass != nil {
+			r.Message = "class " + *s.Spec.LoadBalancerClass
+		}
+		rows = append(rows, r)
+	}
+	sort.Slice(rows, func(i, j int) bool {
+		if rows[i].Namespace != rows[j].Namespace {
+			return rows[i].Namespace < rows[j].Namespace
+		}
+		return rows[i].Name < rows[j].Name
+	})
+	return rows, nil
+}
+
+func printServices(w io.Writer, rows []serviceRow) error {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "NAMESPACE\tNAME\tEXTERNAL-IP\tPOOL\tSTATE\tREASON")
+	for _, r := range rows {
+		ips := strings.Join(r.IPs, ",")
+		if ips == "" {
+			ips = "<pending>"
+		}
+		why := ""
+		if r.State != "Allocated" {
+			why = strings.TrimPrefix(strings.TrimSpace(r.Reason+": "+r.Message), ": ")
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", r.Namespace, r.Name, ips, dash(r.Pool), r.State, dash(why))
+	}
+	return tw.Flush()
+}
+
+func printPools(ctx context.Context, w io.Writer, c client.Client, ns string) error {
+	var l v1beta1.IPAddressPoolList
+	if err := c.List(ctx, &l, client.InNamespace(ns)); err != nil {
+		return fmt.Errorf("listing pools: %w", err)
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "NAME\tADDRESSES\tAUTO-ASSIGN\tIPV4 USED/FREE\tIPV6 USED/FREE")
+	for _, p := range l.Items {
+		auto := p.Spec.AutoAssign == nil || *p.Spec.AutoAssign
+		st := p.Status
+		fmt.Fprintf(tw, "%s\t%s\t%v\t%d/%d\t%d/%s\n", p.Name, strings.Join(p.Spec.Addresses, ","), auto,
+			st.AssignedIPv4, st.AvailableIPv4, st.AssignedIPv6, count(st.AvailableIPv6))
+	}
+	return tw.Flush()
+}
+
+// count prints a saturated int64 (an IPv6 /64 or wider) as "huge".
+func count(n int64) string {
+	if n == 1<<63-1 {
+		return ">=2^63"
+	}
+	return fmt.Sprint(n)
+}
+
+func dash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
