@@ -18,6 +18,7 @@ type Allocator struct {
 	autoOrder []*pool  // autoAssign pools in candidate order
 	ranges    [2][]rangeRef
 	svcs      map[string]*svcRecord
+	nsLabels  map[string]map[string]string // see namespaceLabels
 }
 
 // svcRecord is what the allocator remembers about a Service that holds
@@ -41,8 +42,9 @@ type svcRecord struct {
 // New returns an allocator with no pools.
 func New() *Allocator {
 	return &Allocator{
-		pools: make(map[string]*pool),
-		svcs:  make(map[string]*svcRecord),
+		pools:    make(map[string]*pool),
+		svcs:     make(map[string]*svcRecord),
+		nsLabels: make(map[string]map[string]string),
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"maps"
 	"math/rand/v2"
 	"net/netip"
+	"reflect"
 	"slices"
 	"testing"
 	"time"
@@ -216,5 +217,29 @@ func TestStrings(t *testing.T) {
 		if c.got != c.want {
 			t.Errorf("got %q, want %q", c.got, c.want)
 		}
+	}
+}
+
+func TestNamespaceLabelsSharedAndIsolated(t *testing.T) {
+	a := newAlloc(t, mkPool(t, "p", "10.0.0.0/24"))
+	x, y := svc("ns/x"), svc("ns/y")
+	x.NamespaceLabels = map[string]string{"env": "prod"}
+	y.NamespaceLabels = map[string]string{"env": "prod"}
+	mustEnsure(t, a, x)
+	mustEnsure(t, a, y)
+	rx, ry := a.svcs["ns/x"].nsLabels, a.svcs["ns/y"].nsLabels
+	if reflect.ValueOf(rx).Pointer() != reflect.ValueOf(ry).Pointer() {
+		t.Error("two Services of one namespace keep separate copies of its labels")
+	}
+	x.NamespaceLabels["env"] = "dev"
+	if rx["env"] != "prod" {
+		t.Fatal("allocator aliases the caller's namespace label map")
+	}
+	// Changed labels get a new copy; the old holder keeps what it saw.
+	z := svc("ns/z")
+	z.NamespaceLabels = map[string]string{"env": "test"}
+	mustEnsure(t, a, z)
+	if a.svcs["ns/z"].nsLabels["env"] != "test" || a.svcs["ns/y"].nsLabels["env"] != "prod" {
+		t.Fatal("namespace label copies mixed up")
 	}
 }

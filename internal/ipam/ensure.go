@@ -17,6 +17,7 @@ func (a *Allocator) Ensure(s *Service) (Assignment, error) {
 	}
 	rec, err := newRecord(s)
 	if err == nil {
+		rec.nsLabels = a.namespaceLabels(s.Namespace, s.NamespaceLabels)
 		if len(s.RequestedIPs) > 0 {
 			err = a.ensureRequested(s, rec)
 		} else {
@@ -28,6 +29,18 @@ func (a *Allocator) Ensure(s *Service) (Assignment, error) {
 		return Assignment{}, err
 	}
 	return a.svcs[s.Key].assignment(), nil
+}
+
+// namespaceLabels returns a private copy of a namespace's labels, shared by
+// every Service of the namespace while the labels stay the same: one copy
+// per Service would be most of the allocator's memory in a large namespace.
+func (a *Allocator) namespaceLabels(ns string, l map[string]string) map[string]string {
+	if cur, ok := a.nsLabels[ns]; ok && maps.Equal(cur, l) {
+		return cur
+	}
+	c := maps.Clone(l)
+	a.nsLabels[ns] = c
+	return c
 }
 
 // newRecord validates what can be judged from the Service alone and copies
@@ -58,7 +71,6 @@ func newRecord(s *Service) (*svcRecord, *Error) {
 	return &svcRecord{
 		key:        s.Key,
 		namespace:  s.Namespace,
-		nsLabels:   maps.Clone(s.NamespaceLabels),
 		labels:     maps.Clone(s.Labels),
 		sharingKey: s.SharingKey,
 		backendKey: s.BackendKey,
