@@ -23,12 +23,13 @@ import (
 // order is what guarantees that a restart never moves an address: no new
 // allocation can run before every existing holder has claimed its address.
 type bootstrap struct {
-	client  client.Client
-	cache   cache.Cache
-	config  *configSync
-	state   *state
-	lbClass string
-	log     *slog.Logger
+	client   client.Client
+	cache    cache.Cache
+	services *serviceInformer
+	config   *configSync
+	state    *state
+	lbClass  string
+	log      *slog.Logger
 }
 
 // Start implements manager.Runnable.
@@ -44,10 +45,6 @@ func (b *bootstrap) Start(ctx context.Context) error {
 		b.log.Warn("bootstrap: reporting configuration state", "err", err)
 	}
 
-	var svcs corev1.ServiceList
-	if err := b.client.List(ctx, &svcs); err != nil {
-		return fmt.Errorf("bootstrap: listing services: %w", err)
-	}
 	var nss corev1.NamespaceList
 	if err := b.client.List(ctx, &nss); err != nil {
 		return fmt.Errorf("bootstrap: listing namespaces: %w", err)
@@ -58,33 +55,32 @@ func (b *bootstrap) Start(ctx context.Context) error {
 	}
 
 	type item struct {
-		svc *corev1.Service
+		svc *serviceView
 		req *ipam.Service // what to keep; nil when nothing can be kept
 		ok  bool          // the Service parsed, so it may get a new address
 	}
 	var items []item
-	for i := range svcs.Items {
-		s := &svcs.Items[i]
-		if !Managed(s, b.lbClass) {
+	for _, v := range b.services.list() {
+		if !v.managed(b.lbClass) {
 			continue
 		}
-		req, err := Request(s, nsLabels[s.Namespace])
-		if err != nil {
-			req = fallbackRequest(s, nsLabels[s.Namespace])
+		req := withNamespace(v.req, nsLabels[v.namespace])
+		if req == nil {
+			req = withNamespace(v.fallback(), nsLabels[v.namespace])
 		}
-		items = append(items, item{svc: s, req: req, ok: err == nil})
+		items = append(items, item{svc: v, req: req, ok: v.req != nil})
 	}
 	// Oldest first, so that allocation order, and with it every address,
 	// is a function of the cluster's history rather than of list order.
 	sort.Slice(items, func(i, j int) bool {
 		a, b := items[i].svc, items[j].svc
-		if !a.CreationTimestamp.Equal(&b.CreationTimestamp) {
-			return a.CreationTimestamp.Before(&b.CreationTimestamp)
+		if a.created != b.created {
+			return a.created < b.created
 		}
-		if a.Namespace != b.Namespace {
-			return a.Namespace < b.Namespace
+		if a.namespace != b.namespace {
+			return a.namespace < b.namespace
 		}
-		return a.Name < b.Name
+		return a.name < b.name
 	})
 
 	restored, allocated, waiting := 0, 0, 0
@@ -118,21 +114,33 @@ func (b *bootstrap) Start(ctx context.Context) error {
 }
 
 // warmCache starts every informer the bootstrap reads at once and waits for
-// them together. Listing them one by one would start them one by one, each
-// paying a sync wait, which at start-up adds up to seconds.
+// them together, polling briefly: listing them one by one would start them one
+// by one, and client-go's own wait polls only every 100 ms, which at start-up
+// adds up to seconds before the first address is written.
 func (b *bootstrap) warmCache(ctx context.Context) error {
 	objs := []client.Object{
-		&corev1.Service{}, &corev1.Namespace{}, &corev1.Secret{},
+		&corev1.Namespace{}, &corev1.Secret{},
 		&v1beta1.IPAddressPool{}, &v1beta1.L2Advertisement{}, &v1beta1.BGPAdvertisement{},
 		&v1beta2.BGPPeer{}, &v1beta1.BFDProfile{}, &v1beta1.Community{}, &v1beta1.ConfigurationState{},
 	}
+	synced := []func() bool{b.services.HasSynced}
 	for _, o := range objs {
-		if _, err := b.cache.GetInformer(ctx, o, cache.BlockUntilSynced(false)); err != nil {
+		inf, err := b.cache.GetInformer(ctx, o, cache.BlockUntilSynced(false))
+		if err != nil {
 			return fmt.Errorf("bootstrap: starting informer for %T: %w", o, err)
 		}
+		synced = append(synced, inf.HasSynced)
 	}
-	if !b.cache.WaitForCacheSync(ctx) {
-		return fmt.Errorf("bootstrap: caches did not sync: %w", ctx.Err())
+	t := time.NewTicker(5 * time.Millisecond)
+	defer t.Stop()
+	for _, done := range synced {
+		for !done() {
+			select {
+			case <-ctx.Done():
+				return fmt.Errorf("bootstrap: caches did not sync: %w", ctx.Err())
+			case <-t.C:
+			}
+		}
 	}
 	return nil
 }

@@ -12,10 +12,9 @@ type ctrlQueue = workqueue.TypedRateLimitingInterface[reconcile.Request]
 // often doubles an object's size and the controller never reads it.
 const lastApplied = "kubectl.kubernetes.io/last-applied-configuration"
 
-// trimForCache drops what the controller never reads from cached objects,
-// which is most of the memory a large cluster's Services would take. It is
-// safe because the controller writes with patches, never with full updates
-// of a cached object.
+// trimForCache drops what the controller never reads from cached objects.
+// It is safe because the controller writes with patches, never with full
+// updates of a cached object.
 func trimForCache(obj any) (any, error) {
 	if m, err := meta.Accessor(obj); err == nil {
 		m.SetManagedFields(nil)

@@ -12,6 +12,7 @@ import (
 // metrics are the allocator gauges, under the names MetalLB users already
 // scrape and alert on.
 type metrics struct {
+	waiting          prometheus.Gauge
 	total, inUse     *prometheus.GaugeVec
 	v4Total, v4InUse *prometheus.GaugeVec
 	v6Total, v6InUse *prometheus.GaugeVec
@@ -31,22 +32,36 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		v6Total: gauge("ipv6_addresses_total", "Number of usable IPv6 addresses, per pool"),
 		v6InUse: gauge("ipv6_addresses_in_use_total", "Number of IPv6 addresses in use, per pool"),
 	}
+	var err error
+	if m.waiting, err = register(reg, prometheus.NewGauge(prometheus.GaugeOpts{
+		Namespace: "keeperlb", Subsystem: "controller", Name: "services_waiting",
+		Help: "LoadBalancer Services without the addresses they need; their Events and the keeperlb.io/IPAllocated condition say why",
+	})); err != nil {
+		return nil, err
+	}
 	for _, g := range []**prometheus.GaugeVec{&m.total, &m.inUse, &m.v4Total, &m.v4InUse, &m.v6Total, &m.v6InUse} {
-		if err := reg.Register(*g); err != nil {
-			// A second controller in the same process (tests, a restart
-			// after losing the lease) reuses the first one's collectors.
-			var are prometheus.AlreadyRegisteredError
-			if !errors.As(err, &are) {
-				return nil, fmt.Errorf("registering metrics: %w", err)
-			}
-			existing, ok := are.ExistingCollector.(*prometheus.GaugeVec)
-			if !ok {
-				return nil, fmt.Errorf("registering metrics: %w", err)
-			}
-			*g = existing
+		if *g, err = register(reg, *g); err != nil {
+			return nil, err
 		}
 	}
 	return m, nil
+}
+
+// register registers c, or returns the collector already registered under
+// its name: a second controller in the same process (tests, or a replica
+// that lost and regained the lease) shares the first one's metrics.
+func register[C prometheus.Collector](reg prometheus.Registerer, c C) (C, error) {
+	err := reg.Register(c)
+	if err == nil {
+		return c, nil
+	}
+	var are prometheus.AlreadyRegisteredError
+	if errors.As(err, &are) {
+		if existing, ok := are.ExistingCollector.(C); ok {
+			return existing, nil
+		}
+	}
+	return c, fmt.Errorf("registering metrics: %w", err)
 }
 
 func (m *metrics) all() []*prometheus.GaugeVec {

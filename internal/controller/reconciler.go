@@ -39,11 +39,12 @@ const (
 // based: every pass computes the desired status from the Service and the
 // allocator and writes it only when it differs from what is there.
 type serviceReconciler struct {
-	client  client.Client
-	state   *state
-	lbClass string
-	events  recorder
-	log     *slog.Logger
+	client   client.Client
+	services *serviceInformer
+	state    *state
+	lbClass  string
+	events   recorder
+	log      *slog.Logger
 }
 
 // Reconcile implements reconcile.Reconciler.
@@ -52,20 +53,17 @@ func (r *serviceReconciler) Reconcile(ctx context.Context, req reconcile.Request
 		return reconcile.Result{}, err
 	}
 	key := req.Namespace + "/" + req.Name
-	svc := &corev1.Service{}
-	if err := r.client.Get(ctx, req.NamespacedName, svc); err != nil {
-		if apierrors.IsNotFound(err) {
-			r.release(key)
-			return reconcile.Result{}, nil
-		}
-		return reconcile.Result{}, fmt.Errorf("getting service %s: %w", key, err)
+	svc, ok := r.services.get(key)
+	if !ok {
+		r.release(key)
+		return reconcile.Result{}, nil
 	}
 
-	if !Managed(svc, r.lbClass) {
+	if !svc.managed(r.lbClass) {
 		r.release(key)
 		// A Service that stopped being a LoadBalancer must not keep
 		// advertising an address it no longer owns.
-		if svc.Spec.Type != corev1.ServiceTypeLoadBalancer && svc.Annotations[AnnotationAllocatedFromPool] != "" {
+		if svc.lbType != corev1.ServiceTypeLoadBalancer && svc.pool != "" {
 			return reconcile.Result{}, r.write(ctx, svc, desired{})
 		}
 		return reconcile.Result{}, nil
@@ -76,9 +74,9 @@ func (r *serviceReconciler) Reconcile(ctx context.Context, req reconcile.Request
 		return reconcile.Result{}, err
 	}
 	if want.failure != nil {
-		r.events.warn(svc, want.failure.reason, want.failure.message)
+		r.events.warn(svc.ref(), want.failure.reason, want.failure.message)
 	} else if wasFailing(svc) {
-		r.events.normal(svc, ReasonAllocated, fmt.Sprintf("Assigned %s from pool %s", joinIPs(want.ips), want.pool))
+		r.events.normal(svc.ref(), ReasonAllocated, fmt.Sprintf("Assigned %s from pool %s", joinIPs(want.ips), want.pool))
 	}
 	return reconcile.Result{}, nil
 }
@@ -97,16 +95,15 @@ type failure struct {
 }
 
 // decide asks the allocator for the Service's addresses.
-func (r *serviceReconciler) decide(ctx context.Context, svc *corev1.Service, key string) desired {
-	nsLabels, err := r.namespaceLabels(ctx, svc.Namespace)
+func (r *serviceReconciler) decide(ctx context.Context, svc *serviceView, key string) desired {
+	nsLabels, err := r.namespaceLabels(ctx, svc.namespace)
 	if err != nil {
-		r.log.Warn("reading namespace labels", "namespace", svc.Namespace, "err", err)
+		r.log.Warn("reading namespace labels", "namespace", svc.namespace, "err", err)
 	}
-	req, err := Request(svc, nsLabels)
-	if err != nil {
+	if reqErr := svc.reqErr(); reqErr != nil {
 		// Keep whatever the Service already holds: the user is editing it,
 		// and dropping a live address for a typo would cut traffic.
-		f := &failure{reason: ReasonInvalidService, message: err.Error()}
+		f := &failure{reason: ReasonInvalidService, message: reqErr.Error()}
 		r.state.mu.Lock()
 		defer r.state.mu.Unlock()
 		r.state.pending[key] = struct{}{}
@@ -114,18 +111,19 @@ func (r *serviceReconciler) decide(ctx context.Context, svc *corev1.Service, key
 			return desired{ips: a.IPs, pool: a.Pool, failure: f, managed: true}
 		}
 		if r.state.cfg != nil {
-			if a, ok := restore(r.state.alloc, fallbackRequest(svc, nsLabels)); ok {
+			if a, ok := restore(r.state.alloc, withNamespace(svc.fallback(), nsLabels)); ok {
 				return desired{ips: a.IPs, pool: a.Pool, failure: f, managed: true}
 			}
 		}
 		return desired{failure: f, managed: true}
 	}
 
+	req := withNamespace(svc.req, nsLabels)
 	r.state.mu.Lock()
 	defer r.state.mu.Unlock()
 	if r.state.cfg == nil {
 		r.state.pending[key] = struct{}{}
-		return desired{ips: req.Current, pool: svc.Annotations[AnnotationAllocatedFromPool], managed: true,
+		return desired{ips: req.Current, pool: svc.pool, managed: true,
 			failure: &failure{reason: ReasonNoConfig, message: "no valid metallb.io configuration is loaded; see the ConfigurationState named controller"}}
 	}
 	a, err := r.state.alloc.Ensure(req)
@@ -173,7 +171,7 @@ func (r *serviceReconciler) namespaceLabels(ctx context.Context, ns string) (map
 // request, when they differ from want. The patch carries the resourceVersion
 // the decision was based on, so a decision made on a stale Service is
 // refused by the API server and retried instead of overwriting newer state.
-func (r *serviceReconciler) write(ctx context.Context, svc *corev1.Service, want desired) error {
+func (r *serviceReconciler) write(ctx context.Context, svc *serviceView, want desired) error {
 	wantIPs := make([]string, 0, len(want.ips))
 	for _, ip := range want.ips {
 		wantIPs = append(wantIPs, ip.String())
@@ -182,45 +180,71 @@ func (r *serviceReconciler) write(ctx context.Context, svc *corev1.Service, want
 	sort.Strings(sortedWant)
 
 	cond, condChanged := r.condition(svc, want)
-	ipsChanged := !slices.Equal(sortedWant, ingressIPs(svc))
-	poolChanged := svc.Annotations[AnnotationAllocatedFromPool] != want.pool
+	ipsChanged := !slices.Equal(sortedWant, svc.ingress)
+	poolChanged := svc.pool != want.pool
 	if !ipsChanged && !poolChanged && !condChanged {
 		return nil
 	}
 
-	ingress := make([]map[string]string, 0, len(wantIPs))
-	for _, ip := range wantIPs {
-		ingress = append(ingress, map[string]string{"ip": ip})
-	}
-	var poolValue any // JSON null deletes the annotation
+	patch := statusPatch{}
+	patch.Metadata.ResourceVersion = svc.resourceVersion
+	patch.Metadata.Annotations = map[string]*string{AnnotationAllocatedFromPool: nil} // null deletes
 	if want.pool != "" {
-		poolValue = want.pool
+		patch.Metadata.Annotations[AnnotationAllocatedFromPool] = &want.pool
 	}
-	patch := map[string]any{
-		"metadata": map[string]any{
-			"resourceVersion": svc.ResourceVersion,
-			"annotations":     map[string]any{AnnotationAllocatedFromPool: poolValue},
-		},
-		"status": map[string]any{
-			"loadBalancer": map[string]any{"ingress": ingress},
-			"conditions":   cond,
-		},
+	patch.Status.LoadBalancer.Ingress = make([]ingressPatch, 0, len(wantIPs))
+	for _, ip := range wantIPs {
+		patch.Status.LoadBalancer.Ingress = append(patch.Status.LoadBalancer.Ingress, ingressPatch{IP: ip})
 	}
-	body, err := json.Marshal(patch)
+	patch.Status.Conditions = cond
+	body, err := json.Marshal(&patch)
 	if err != nil {
 		return fmt.Errorf("encoding status patch: %w", err)
 	}
-	if err := r.client.Status().Patch(ctx, svc, client.RawPatch(types.MergePatchType, body)); err != nil {
-		return fmt.Errorf("writing status of service %s/%s: %w", svc.Namespace, svc.Name, err)
+	err = r.services.patchStatus(ctx, svc.namespace, svc.name, body)
+	if apierrors.IsConflict(err) || apierrors.IsNotFound(err) {
+		// The view is older than the Service (or the Service is gone): the
+		// watch is about to bring the newer version or the deletion, whose
+		// reconcile will decide again.
+		r.log.Debug("stale view; waiting for the newer version", "service", svc.key())
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("writing status of service %s: %w", svc.key(), err)
 	}
 	return nil
+}
+
+// statusPatch is the JSON merge patch the controller sends to a Service's
+// status subresource: typed, so that encoding it costs no reflection over
+// maps on the hot path of a backlog.
+type statusPatch struct {
+	Metadata struct {
+		ResourceVersion string             `json:"resourceVersion"`
+		Annotations     map[string]*string `json:"annotations"`
+	} `json:"metadata"`
+	Status struct {
+		LoadBalancer struct {
+			// Always a list, never null: an empty list clears the
+			// addresses.
+			Ingress []ingressPatch `json:"ingress"`
+		} `json:"loadBalancer"`
+		Conditions []metav1.Condition `json:"conditions"`
+	} `json:"status"`
+}
+
+type ingressPatch struct {
+	IP string `json:"ip"`
 }
 
 // condition returns the Service's full condition list with ours set to match
 // want, and whether ours changed. Other controllers' conditions are kept: a
 // merge patch replaces the whole list.
-func (r *serviceReconciler) condition(svc *corev1.Service, want desired) ([]metav1.Condition, bool) {
-	conds := slices.Clone(svc.Status.Conditions)
+func (r *serviceReconciler) condition(svc *serviceView, want desired) ([]metav1.Condition, bool) {
+	conds := slices.Clone(svc.others())
+	if svc.own.present {
+		conds = append(conds, svc.own.condition())
+	}
 	if !want.managed {
 		changed := meta.RemoveStatusCondition(&conds, ConditionIPAllocated)
 		return conds, changed
@@ -228,7 +252,7 @@ func (r *serviceReconciler) condition(svc *corev1.Service, want desired) ([]meta
 	c := metav1.Condition{
 		Type:               ConditionIPAllocated,
 		Status:             metav1.ConditionTrue,
-		ObservedGeneration: svc.Generation,
+		ObservedGeneration: svc.generation,
 		Reason:             ReasonAllocated,
 		Message:            fmt.Sprintf("%s from pool %s", joinIPs(want.ips), want.pool),
 	}
@@ -243,9 +267,8 @@ func (r *serviceReconciler) condition(svc *corev1.Service, want desired) ([]meta
 
 // wasFailing reports whether the Service's condition says it was waiting,
 // so that its recovery is worth an Event.
-func wasFailing(svc *corev1.Service) bool {
-	c := meta.FindStatusCondition(svc.Status.Conditions, ConditionIPAllocated)
-	return c != nil && c.Status == metav1.ConditionFalse
+func wasFailing(svc *serviceView) bool {
+	return svc.own.present && svc.own.status == metav1.ConditionFalse
 }
 
 func joinIPs(ips []netip.Addr) string {

@@ -50,13 +50,17 @@ func (e *RequestError) Error() string { return e.Field + ": " + e.Message }
 // the configured class (with no class configured, only Services without a
 // class are ours, so that another load balancer can run beside KeeperLB).
 func Managed(s *corev1.Service, lbClass string) bool {
-	if s.Spec.Type != corev1.ServiceTypeLoadBalancer {
+	return managed(s.Spec.Type, s.Spec.LoadBalancerClass, lbClass)
+}
+
+func managed(t corev1.ServiceType, class *string, lbClass string) bool {
+	if t != corev1.ServiceTypeLoadBalancer {
 		return false
 	}
-	if s.Spec.LoadBalancerClass == nil {
+	if class == nil {
 		return lbClass == ""
 	}
-	return *s.Spec.LoadBalancerClass == lbClass
+	return *class == lbClass
 }
 
 // annotation returns the value of a metallb.io annotation, falling back to

@@ -1,0 +1,60 @@
+package controller_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	coordinationv1 "k8s.io/api/coordination/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+)
+
+// Two replicas: one holds the lease and allocates; when it stops, the other
+// takes over and keeps every address.
+func TestLeaderElectionFailover(t *testing.T) {
+	e := newEnv(t)
+	e.opts.LeaseDuration, e.opts.RenewDeadline, e.opts.RetryPeriod = 4*time.Second, 3*time.Second, 500*time.Millisecond
+	e.pool("p", []string{"198.18.22.0/29"})
+	e.start()
+	first := e.stopController
+	e.stopController = nil
+	firstHolder := waitLeaseHolder(t, e, "")
+
+	e.start() // the standby
+	e.createSvc("a")
+	e.waitIPs("a", "198.18.22.0")
+	if h := waitLeaseHolder(t, e, ""); h != firstHolder {
+		t.Fatalf("lease moved to %q while the first replica was running", h)
+	}
+
+	first() // graceful stop releases the lease
+	second := waitLeaseHolder(t, e, firstHolder)
+	if second == firstHolder {
+		t.Fatal("the standby never took the lease")
+	}
+	e.createSvc("b")
+	e.waitIPs("b", "198.18.22.1")
+	e.waitIPs("a", "198.18.22.0")
+}
+
+// waitLeaseHolder waits for a lease holder other than not, and returns it.
+func waitLeaseHolder(t *testing.T, e *env, not string) string {
+	t.Helper()
+	var holder string
+	err := wait.PollUntilContextTimeout(e.ctx, 50*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
+		l := &coordinationv1.Lease{}
+		if err := e.c.Get(ctx, client.ObjectKey{Namespace: e.ns, Name: "keeperlb-controller"}, l); err != nil {
+			return false, client.IgnoreNotFound(err)
+		}
+		if l.Spec.HolderIdentity == nil {
+			return false, nil
+		}
+		holder = *l.Spec.HolderIdentity
+		return holder != "" && holder != not, nil
+	})
+	if err != nil {
+		t.Fatalf("waiting for a lease holder other than %q: last %q: %v", not, holder, err)
+	}
+	return holder
+}
