@@ -10,10 +10,12 @@ import (
 type BGPPeerSpec struct {
 	// MyASN is the AS number the speaker uses for this session.
 	// +kubebuilder:validation:Maximum=4294967295
+	// +kubebuilder:validation:Format=int64
 	MyASN uint32 `json:"myASN"`
 
 	// PeerASN is the peer's AS number.
 	// +kubebuilder:validation:Maximum=4294967295
+	// +kubebuilder:validation:Format=int64
 	PeerASN uint32 `json:"peerASN"`
 
 	// PeerAddress is the peer's IP address.

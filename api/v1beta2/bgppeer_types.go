@@ -27,12 +27,14 @@ const (
 type BGPPeerSpec struct {
 	// MyASN is the AS number the speaker uses for this session.
 	// +kubebuilder:validation:Maximum=4294967295
+	// +kubebuilder:validation:Format=int64
 	MyASN uint32 `json:"myASN"`
 
 	// PeerASN is the peer's AS number. Exactly one of peerASN and
 	// dynamicASN is set.
 	// +optional
 	// +kubebuilder:validation:Maximum=4294967295
+	// +kubebuilder:validation:Format=int64
 	PeerASN uint32 `json:"peerASN,omitempty"`
 
 	// DynamicASN accepts whatever AS number the peer presents, limited to
@@ -44,6 +46,7 @@ type BGPPeerSpec struct {
 	// (local-as), for migrations between AS numbers.
 	// +optional
 	// +kubebuilder:validation:Maximum=4294967295
+	// +kubebuilder:validation:Format=int64
 	LocalASN uint32 `json:"localASN,omitempty"`
 
 	// PeerAddress is the peer's IP address. Exactly one of peerAddress and
