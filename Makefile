@@ -35,11 +35,11 @@ unit: ## Pure packages only (no control plane).
 	$(GO) test -race ./internal/config/... ./internal/ipam/...
 
 fuzz: ## A short run of every fuzz target; the corpus lives in testdata/fuzz.
-	$(GO) test -run='^$$' -fuzz='^FuzzParse$$' -fuzztime=$(FUZZTIME) ./internal/config/
-	$(GO) test -run='^$$' -fuzz='^FuzzParseAddressEntry$$' -fuzztime=$(FUZZTIME) ./internal/config/
-	$(GO) test -run='^$$' -fuzz='^FuzzParseCommunity$$' -fuzztime=$(FUZZTIME) ./internal/config/
-	$(GO) test -run='^$$' -fuzz='^FuzzAllocator$$' -fuzztime=$(FUZZTIME) ./internal/ipam/
-	$(GO) test -run='^$$' -fuzz='^FuzzRequest$$' -fuzztime=$(FUZZTIME) ./internal/controller/
+	$(GO) test -run='^$$' -fuzz='^FuzzParse$$' -fuzztime=$(FUZZTIME) -fuzzminimizetime=5s ./internal/config/
+	$(GO) test -run='^$$' -fuzz='^FuzzParseAddressEntry$$' -fuzztime=$(FUZZTIME) -fuzzminimizetime=5s ./internal/config/
+	$(GO) test -run='^$$' -fuzz='^FuzzParseCommunity$$' -fuzztime=$(FUZZTIME) -fuzzminimizetime=5s ./internal/config/
+	$(GO) test -run='^$$' -fuzz='^FuzzAllocator$$' -fuzztime=$(FUZZTIME) -fuzzminimizetime=5s ./internal/ipam/
+	$(GO) test -run='^$$' -fuzz='^FuzzFromService$$' -fuzztime=$(FUZZTIME) -fuzzminimizetime=5s ./internal/request/
 
 demo: build ## Local control plane + controller: apply a pool, create Services, show their IPs.
 	KEEPERLB_K8S_BIN=$$($(K8S_TOOLS)) ./bin/keeperlb demo --controller-bin ./bin/keeperlb-controller

@@ -14,6 +14,7 @@ import (
 
 	"github.com/keeperlb/keeperlb/api/v1beta1"
 	"github.com/keeperlb/keeperlb/internal/controller"
+	"github.com/keeperlb/keeperlb/internal/request"
 )
 
 // serviceRow is one LoadBalancer Service as the operator wants to see it:
@@ -37,7 +38,7 @@ func serviceRows(ctx context.Context, c client.Client) ([]serviceRow, error) {
 		if s.Spec.Type != corev1.ServiceTypeLoadBalancer {
 			continue
 		}
-		r := serviceRow{Namespace: s.Namespace, Name: s.Name, Pool: s.Annotations[controller.AnnotationAllocatedFromPool], State: "Unknown"}
+		r := serviceRow{Namespace: s.Namespace, Name: s.Name, Pool: s.Annotations[request.AnnotationAllocatedFromPool], State: "Unknown"}
 		for _, ing := range s.Status.LoadBalancer.Ingress {
 			r.IPs = append(r.IPs, ing.IP)
 		}

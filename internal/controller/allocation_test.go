@@ -14,6 +14,7 @@ import (
 
 	"github.com/keeperlb/keeperlb/api/v1beta1"
 	"github.com/keeperlb/keeperlb/internal/controller"
+	"github.com/keeperlb/keeperlb/internal/request"
 )
 
 func TestAllocatesFromPoolAndReleasesOnDelete(t *testing.T) {
@@ -23,7 +24,7 @@ func TestAllocatesFromPoolAndReleasesOnDelete(t *testing.T) {
 
 	a := e.createSvc("a")
 	got := e.waitIPs("a", "198.18.10.0")
-	if p := got.Annotations[controller.AnnotationAllocatedFromPool]; p != "web" {
+	if p := got.Annotations[request.AnnotationAllocatedFromPool]; p != "web" {
 		t.Fatalf("pool annotation = %q, want web", p)
 	}
 	e.createSvc("b")
@@ -44,7 +45,7 @@ func TestRequestedIPs(t *testing.T) {
 	e.start()
 
 	e.createSvc("annotation", func(s *corev1.Service) {
-		s.Annotations = map[string]string{controller.AnnotationLoadBalancerIPs: "198.18.11.7"}
+		s.Annotations = map[string]string{request.AnnotationLoadBalancerIPs: "198.18.11.7"}
 	})
 	e.createSvc("legacy", func(s *corev1.Service) {
 		s.Annotations = map[string]string{"metallb.universe.tf/loadBalancerIPs": "198.18.11.8"}
@@ -57,7 +58,7 @@ func TestRequestedIPs(t *testing.T) {
 	// A requested address held by a Service that does not share is refused,
 	// and the message names the holder.
 	e.createSvc("thief", func(s *corev1.Service) {
-		s.Annotations = map[string]string{controller.AnnotationLoadBalancerIPs: "198.18.11.7"}
+		s.Annotations = map[string]string{request.AnnotationLoadBalancerIPs: "198.18.11.7"}
 	})
 	msg := e.waitPending("thief", "IPInUse")
 	if !strings.Contains(msg, "annotation") {
@@ -67,7 +68,7 @@ func TestRequestedIPs(t *testing.T) {
 
 	// Both request spellings at once is an error naming the field.
 	e.createSvc("both", func(s *corev1.Service) {
-		s.Annotations = map[string]string{controller.AnnotationLoadBalancerIPs: "198.18.11.20"}
+		s.Annotations = map[string]string{request.AnnotationLoadBalancerIPs: "198.18.11.20"}
 		s.Spec.LoadBalancerIP = "198.18.11.21"
 	})
 	msg = e.waitPending("both", controller.ReasonInvalidService)
@@ -77,10 +78,10 @@ func TestRequestedIPs(t *testing.T) {
 
 	// An unparsable annotation is reported with the field and the entry.
 	e.createSvc("garbage", func(s *corev1.Service) {
-		s.Annotations = map[string]string{controller.AnnotationLoadBalancerIPs: "198.18.11.5,not-an-ip"}
+		s.Annotations = map[string]string{request.AnnotationLoadBalancerIPs: "198.18.11.5,not-an-ip"}
 	})
 	msg = e.waitPending("garbage", controller.ReasonInvalidService)
-	if !strings.Contains(msg, controller.AnnotationLoadBalancerIPs) || !strings.Contains(msg, "not-an-ip") {
+	if !strings.Contains(msg, request.AnnotationLoadBalancerIPs) || !strings.Contains(msg, "not-an-ip") {
 		t.Errorf("message %q does not name the annotation and the bad entry", msg)
 	}
 	if ev := e.waitEvent(e.app, "garbage", controller.ReasonInvalidService); !strings.Contains(ev, "not-an-ip") {
@@ -93,13 +94,13 @@ func TestRequestedIPs(t *testing.T) {
 
 	// The family must match the Service's families.
 	e.createSvc("wrongfamily", func(s *corev1.Service) {
-		s.Annotations = map[string]string{controller.AnnotationLoadBalancerIPs: "2001:db8:11::5"}
+		s.Annotations = map[string]string{request.AnnotationLoadBalancerIPs: "2001:db8:11::5"}
 	})
 	e.waitPending("wrongfamily", "InvalidRequest")
 
 	// Fixing the Service lets it through: the reconciler is level based.
 	fix := e.getSvc("garbage")
-	fix.Annotations[controller.AnnotationLoadBalancerIPs] = "198.18.11.5"
+	fix.Annotations[request.AnnotationLoadBalancerIPs] = "198.18.11.5"
 	if err := e.c.Update(e.ctx, fix); err != nil {
 		t.Fatal(err)
 	}
@@ -117,7 +118,7 @@ func TestPoolAnnotationAndAutoAssign(t *testing.T) {
 	e.createSvc("plain")
 	e.waitIPs("plain", "198.18.12.16")
 	e.createSvc("named", func(s *corev1.Service) {
-		s.Annotations = map[string]string{controller.AnnotationAddressPool: "manual"}
+		s.Annotations = map[string]string{request.AnnotationAddressPool: "manual"}
 	})
 	e.waitIPs("named", "198.18.12.0")
 	e.createSvc("legacy-named", func(s *corev1.Service) {
@@ -125,12 +126,12 @@ func TestPoolAnnotationAndAutoAssign(t *testing.T) {
 	})
 	e.waitIPs("legacy-named", "198.18.12.1")
 	e.createSvc("missing", func(s *corev1.Service) {
-		s.Annotations = map[string]string{controller.AnnotationAddressPool: "nope"}
+		s.Annotations = map[string]string{request.AnnotationAddressPool: "nope"}
 	})
 	e.waitPending("missing", "UnknownPool")
 	// A requested address must lie in the requested pool.
 	e.createSvc("mismatch", func(s *corev1.Service) {
-		s.Annotations = map[string]string{controller.AnnotationAddressPool: "manual"}
+		s.Annotations = map[string]string{request.AnnotationAddressPool: "manual"}
 		s.Spec.LoadBalancerIP = "198.18.12.20"
 	})
 	e.waitPending("mismatch", "IPNotInPool")
@@ -184,7 +185,7 @@ func TestSharing(t *testing.T) {
 	e.start()
 	share := func(key string, port int32) func(*corev1.Service) {
 		return func(s *corev1.Service) {
-			s.Annotations = map[string]string{controller.AnnotationAllowSharedIP: key}
+			s.Annotations = map[string]string{request.AnnotationAllowSharedIP: key}
 			s.Spec.Ports[0].Port = port
 			s.Spec.Selector = map[string]string{"app": "shared"}
 		}
@@ -198,13 +199,13 @@ func TestSharing(t *testing.T) {
 	e.waitIPs("http2", "198.18.14.1")
 	// Requesting the shared address with an overlapping port is refused.
 	e.createSvc("clash", share("k", 53), func(s *corev1.Service) {
-		s.Annotations[controller.AnnotationLoadBalancerIPs] = "198.18.14.0"
+		s.Annotations[request.AnnotationLoadBalancerIPs] = "198.18.14.0"
 	})
 	e.waitPending("clash", "IPInUse")
 	// Local and Cluster traffic policies never share.
 	e.createSvc("local", share("k", 443), func(s *corev1.Service) {
 		s.Spec.ExternalTrafficPolicy = corev1.ServiceExternalTrafficPolicyLocal
-		s.Annotations[controller.AnnotationLoadBalancerIPs] = "198.18.14.0"
+		s.Annotations[request.AnnotationLoadBalancerIPs] = "198.18.14.0"
 	})
 	e.waitPending("local", "IPInUse")
 
@@ -242,7 +243,7 @@ func TestDualStack(t *testing.T) {
 
 	// RequireDualStack from a pool with one family cannot be served.
 	e.createSvc("require-v4pool", dualStack(corev1.IPFamilyPolicyRequireDualStack, corev1.IPv4Protocol, corev1.IPv6Protocol),
-		func(s *corev1.Service) { s.Annotations = map[string]string{controller.AnnotationAddressPool: "v4only"} })
+		func(s *corev1.Service) { s.Annotations = map[string]string{request.AnnotationAddressPool: "v4only"} })
 	e.waitPending("require-v4pool", "NoMatchingPool")
 	if err := e.c.Delete(e.ctx, e.getSvc("require-v4pool")); err != nil {
 		t.Fatal(err)
@@ -251,7 +252,7 @@ func TestDualStack(t *testing.T) {
 	// PreferDualStack falls back to the primary family, then gains the
 	// other one when its pool does.
 	e.createSvc("prefer", dualStack(corev1.IPFamilyPolicyPreferDualStack, corev1.IPv4Protocol, corev1.IPv6Protocol),
-		func(s *corev1.Service) { s.Annotations = map[string]string{controller.AnnotationAddressPool: "v4only"} })
+		func(s *corev1.Service) { s.Annotations = map[string]string{request.AnnotationAddressPool: "v4only"} })
 	e.waitIPs("prefer", "198.18.15.8")
 	e.updatePool("v4only", func(p *v1beta1.IPAddressPool) {
 		p.Spec.Addresses = append(p.Spec.Addresses, "2001:db8:15::100/126")
@@ -261,7 +262,7 @@ func TestDualStack(t *testing.T) {
 	// Both families requested by annotation.
 	e.createSvc("requested", dualStack(corev1.IPFamilyPolicyRequireDualStack, corev1.IPv4Protocol, corev1.IPv6Protocol),
 		func(s *corev1.Service) {
-			s.Annotations = map[string]string{controller.AnnotationLoadBalancerIPs: "198.18.15.3,2001:db8:15::3"}
+			s.Annotations = map[string]string{request.AnnotationLoadBalancerIPs: "198.18.15.3,2001:db8:15::3"}
 		})
 	e.waitIPs("requested", "198.18.15.3", "2001:db8:15::3")
 }
@@ -303,7 +304,7 @@ func TestConfigReloadKeepsValidIPs(t *testing.T) {
 	}
 	for name, ip := range map[string]string{"s0": "198.18.16.0", "s1": "198.18.16.1", "s2": "198.18.16.8"} {
 		e.waitFor(name, "pool annotation renamed", func(s *corev1.Service) bool {
-			return s.Annotations[controller.AnnotationAllocatedFromPool] == "renamed" && len(ips(s)) == 1 && ips(s)[0] == ip
+			return s.Annotations[request.AnnotationAllocatedFromPool] == "renamed" && len(ips(s)) == 1 && ips(s)[0] == ip
 		})
 	}
 
@@ -317,7 +318,7 @@ func TestConfigReloadKeepsValidIPs(t *testing.T) {
 	// Selector change: a pool that stops admitting the namespace releases.
 	e.updatePool("b", func(p *v1beta1.IPAddressPool) { p.Spec.AutoAssign = new(true) })
 	e.waitFor("s0", "an address from pool b", func(s *corev1.Service) bool {
-		return len(ips(s)) == 1 && strings.HasPrefix(ips(s)[0], "198.18.16.6") && s.Annotations[controller.AnnotationAllocatedFromPool] == "b"
+		return len(ips(s)) == 1 && strings.HasPrefix(ips(s)[0], "198.18.16.6") && s.Annotations[request.AnnotationAllocatedFromPool] == "b"
 	})
 	e.updatePool("b", func(p *v1beta1.IPAddressPool) {
 		p.Spec.ServiceAllocation = &v1beta1.ServiceAllocation{Namespaces: []string{"elsewhere"}}
@@ -410,7 +411,7 @@ func TestTypeChangeReleases(t *testing.T) {
 		t.Fatal(err)
 	}
 	e.waitFor("a", "no address and no pool annotation", func(s *corev1.Service) bool {
-		return len(ips(s)) == 0 && s.Annotations[controller.AnnotationAllocatedFromPool] == ""
+		return len(ips(s)) == 0 && s.Annotations[request.AnnotationAllocatedFromPool] == ""
 	})
 	e.createSvc("b")
 	e.waitIPs("b", "198.18.19.0")

@@ -144,3 +144,21 @@ func (b *bootstrap) warmCache(ctx context.Context) error {
 	}
 	return nil
 }
+
+// restore registers the addresses a Service already holds, and only those:
+// asking for exactly its current addresses makes the allocator keep them when
+// they are valid and take nothing otherwise. The bootstrap uses it so that no
+// new allocation can take an address whose holder was not seen yet.
+func restore(a *ipam.Allocator, req *ipam.Service) (ipam.Assignment, bool) {
+	if req == nil || len(req.Current) == 0 {
+		return ipam.Assignment{}, false
+	}
+	r := *req
+	r.RequestedIPs = req.Current
+	r.Pool = ""
+	got, err := a.Ensure(&r)
+	if err != nil {
+		return ipam.Assignment{}, false
+	}
+	return got, true
+}

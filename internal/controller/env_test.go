@@ -26,6 +26,7 @@ import (
 	"github.com/keeperlb/keeperlb/api/v1beta1"
 	"github.com/keeperlb/keeperlb/internal/controller"
 	"github.com/keeperlb/keeperlb/internal/controlplane"
+	"github.com/keeperlb/keeperlb/internal/request"
 )
 
 // The integration tests share one real control plane, started on first use
@@ -292,7 +293,7 @@ func (e *env) waitIPs(name string, want ...string) *corev1.Service {
 	return e.waitFor(name, fmt.Sprintf("ingress %v", want), func(s *corev1.Service) bool {
 		got := ips(s)
 		sort.Strings(got)
-		return slices.Equal(got, want) && (len(want) == 0 || s.Annotations[controller.AnnotationAllocatedFromPool] != "")
+		return slices.Equal(got, want) && (len(want) == 0 || s.Annotations[request.AnnotationAllocatedFromPool] != "")
 	})
 }
 

@@ -19,6 +19,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	"github.com/keeperlb/keeperlb/internal/ipam"
+	"github.com/keeperlb/keeperlb/internal/request"
 )
 
 // ConditionIPAllocated is the Service status condition the controller keeps:
@@ -30,6 +31,9 @@ const ConditionIPAllocated = "keeperlb.io/IPAllocated"
 const (
 	// ReasonAllocated marks a Service that has its addresses.
 	ReasonAllocated = "IPAllocated"
+	// ReasonInvalidService marks a Service whose annotations or spec cannot
+	// be turned into a request; the message names the field.
+	ReasonInvalidService = "InvalidService"
 	// ReasonNoConfig marks a Service waiting because no valid configuration
 	// has been loaded yet.
 	ReasonNoConfig = "NoValidConfiguration"
@@ -188,9 +192,9 @@ func (r *serviceReconciler) write(ctx context.Context, svc *serviceView, want de
 
 	patch := statusPatch{}
 	patch.Metadata.ResourceVersion = svc.resourceVersion
-	patch.Metadata.Annotations = map[string]*string{AnnotationAllocatedFromPool: nil} // null deletes
+	patch.Metadata.Annotations = map[string]*string{request.AnnotationAllocatedFromPool: nil} // null deletes
 	if want.pool != "" {
-		patch.Metadata.Annotations[AnnotationAllocatedFromPool] = &want.pool
+		patch.Metadata.Annotations[request.AnnotationAllocatedFromPool] = &want.pool
 	}
 	patch.Status.LoadBalancer.Ingress = make([]ingressPatch, 0, len(wantIPs))
 	for _, ip := range wantIPs {

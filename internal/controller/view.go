@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"sort"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -18,6 +19,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	"github.com/keeperlb/keeperlb/internal/ipam"
+	"github.com/keeperlb/keeperlb/internal/request"
 )
 
 // serviceView is the controller's compact copy of a Service: the request
@@ -153,7 +155,7 @@ func viewOf(s *corev1.Service) *serviceView {
 		labels:          s.Labels,
 		lbType:          s.Spec.Type,
 		class:           s.Spec.LoadBalancerClass,
-		pool:            s.Annotations[AnnotationAllocatedFromPool],
+		pool:            s.Annotations[request.AnnotationAllocatedFromPool],
 		ingress:         ingressIPs(s),
 	}
 	var others []metav1.Condition
@@ -164,12 +166,12 @@ func viewOf(s *corev1.Service) *serviceView {
 	if s.Spec.Type != corev1.ServiceTypeLoadBalancer {
 		return v // not ours to parse
 	}
-	req, err := Request(s, nil)
+	req, err := request.FromService(s, nil)
 	if err != nil {
 		if v.rare == nil {
 			v.rare = &rareFields{}
 		}
-		v.rare.reqErr, v.rare.fallback = err, fallbackRequest(s, nil)
+		v.rare.reqErr, v.rare.fallback = err, request.Fallback(s, nil)
 		return v
 	}
 	v.req = req
@@ -178,7 +180,7 @@ func viewOf(s *corev1.Service) *serviceView {
 
 // managed reports whether the controller owns the Service; see Managed.
 func (v *serviceView) managed(lbClass string) bool {
-	return managed(v.lbType, v.class, lbClass)
+	return request.ManagedBy(v.lbType, v.class, lbClass)
 }
 
 // withNamespace returns a copy of a request with the namespace's labels,
@@ -386,5 +388,16 @@ func (i *serviceInformer) requestsInNamespace(_ context.Context, o client.Object
 			out = append(out, reconcile.Request{NamespacedName: types.NamespacedName{Namespace: v.namespace, Name: v.name}})
 		}
 	}
+	return out
+}
+
+// ingressIPs returns the addresses of a Service's status as sorted strings,
+// for comparison with the desired ones.
+func ingressIPs(s *corev1.Service) []string {
+	out := make([]string, 0, len(s.Status.LoadBalancer.Ingress))
+	for _, ing := range s.Status.LoadBalancer.Ingress {
+		out = append(out, ing.IP)
+	}
+	sort.Strings(out)
 	return out
 }

@@ -1,4 +1,4 @@
-package controller
+package request
 
 import (
 	"errors"
@@ -50,7 +50,7 @@ func addrs(ss ...string) []netip.Addr {
 	return out
 }
 
-func TestRequest(t *testing.T) {
+func TestFromService(t *testing.T) {
 	policy := func(p corev1.IPFamilyPolicy, fams ...corev1.IPFamily) func(*corev1.Service) {
 		return func(s *corev1.Service) { s.Spec.IPFamilyPolicy = &p; s.Spec.IPFamilies = fams }
 	}
@@ -183,7 +183,7 @@ func TestRequest(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			r, err := Request(tc.svc, map[string]string{"env": "prod"})
+			r, err := FromService(tc.svc, map[string]string{"env": "prod"})
 			if tc.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
 					t.Fatalf("error = %v, want one containing %q", err, tc.wantErr)
@@ -223,14 +223,14 @@ func TestManaged(t *testing.T) {
 	}
 }
 
-func TestFallbackRequestDropsOnlyTheBrokenRequest(t *testing.T) {
+func TestFallbackDropsOnlyTheBrokenRequest(t *testing.T) {
 	s := svc(ann(AnnotationLoadBalancerIPs, "garbage", AnnotationAllowSharedIP, "k"), func(s *corev1.Service) {
 		s.Status.LoadBalancer.Ingress = []corev1.LoadBalancerIngress{{IP: "198.18.0.4"}}
 	})
-	if _, err := Request(s, nil); err == nil {
+	if _, err := FromService(s, nil); err == nil {
 		t.Fatal("the broken Service parsed")
 	}
-	r := fallbackRequest(s, nil)
+	r := Fallback(s, nil)
 	if r == nil {
 		t.Fatal("no fallback request")
 	}
@@ -238,26 +238,26 @@ func TestFallbackRequestDropsOnlyTheBrokenRequest(t *testing.T) {
 		t.Errorf("fallback %+v: want no request, the sharing key kept and the current address", r)
 	}
 	if s.Annotations[AnnotationLoadBalancerIPs] != "garbage" {
-		t.Error("fallbackRequest modified the Service")
+		t.Error("Fallback modified the Service")
 	}
 }
 
-// FuzzRequest feeds arbitrary annotations and spec strings through Request:
+// FuzzFromService feeds arbitrary annotations and spec strings through Request:
 // it must never panic, and every error must name a field.
-func FuzzRequest(f *testing.F) {
+func FuzzFromService(f *testing.F) {
 	f.Add("198.18.0.1,2001:db8::1", "", "pool", "key", "metallb.universe.tf/address-pool", "x")
 	f.Add("", "198.18.0.1", "", "", "", "")
 	f.Add("nope,,", "2001:db8::1%eth0", "", "", "metallb.universe.tf/loadBalancerIPs", "1.2.3.4")
 	f.Fuzz(func(t *testing.T, lbIPs, specIP, pool, key, extraName, extraValue string) {
 		s := svc(ann(AnnotationLoadBalancerIPs, lbIPs, AnnotationAddressPool, pool, AnnotationAllowSharedIP, key, extraName, extraValue),
 			func(s *corev1.Service) { s.Spec.LoadBalancerIP = specIP })
-		r, err := Request(s, nil)
+		r, err := FromService(s, nil)
 		if err != nil {
-			var re *RequestError
+			var re *Error
 			if !errors.As(err, &re) || re.Field == "" || re.Message == "" {
 				t.Fatalf("error without field: %#v", err)
 			}
-			_ = fallbackRequest(s, nil)
+			_ = Fallback(s, nil)
 			return
 		}
 		for _, ip := range r.RequestedIPs {

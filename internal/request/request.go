@@ -1,9 +1,13 @@
-package controller
+// Package request turns a LoadBalancer Service into an allocation request
+// for the allocator: it reads MetalLB's annotations (both spellings), the
+// requested addresses, the families and the ports, and reports what it
+// cannot understand with the field to fix. It is pure, so that it can be
+// table-tested and fuzzed without a cluster.
+package request
 
 import (
 	"fmt"
 	"net/netip"
-	"sort"
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
@@ -31,12 +35,8 @@ const (
 	currentPrefix = "metallb.io/"
 )
 
-// ReasonInvalidService is the Event and condition reason for a Service whose
-// annotations or spec cannot be turned into a request.
-const ReasonInvalidService = "InvalidService"
-
-// RequestError says which field of a Service could not be understood.
-type RequestError struct {
+// Error says which field of a Service could not be understood.
+type Error struct {
 	// Field is the path of the offending field, e.g.
 	// metadata.annotations[metallb.io/loadBalancerIPs].
 	Field string
@@ -44,16 +44,17 @@ type RequestError struct {
 	Message string
 }
 
-func (e *RequestError) Error() string { return e.Field + ": " + e.Message }
+func (e *Error) Error() string { return e.Field + ": " + e.Message }
 
 // Managed reports whether the controller owns s: a LoadBalancer Service of
 // the configured class (with no class configured, only Services without a
 // class are ours, so that another load balancer can run beside KeeperLB).
 func Managed(s *corev1.Service, lbClass string) bool {
-	return managed(s.Spec.Type, s.Spec.LoadBalancerClass, lbClass)
+	return ManagedBy(s.Spec.Type, s.Spec.LoadBalancerClass, lbClass)
 }
 
-func managed(t corev1.ServiceType, class *string, lbClass string) bool {
+// ManagedBy is Managed on the two fields that decide it.
+func ManagedBy(t corev1.ServiceType, class *string, lbClass string) bool {
 	if t != corev1.ServiceTypeLoadBalancer {
 		return false
 	}
@@ -66,13 +67,13 @@ func managed(t corev1.ServiceType, class *string, lbClass string) bool {
 // annotation returns the value of a metallb.io annotation, falling back to
 // its legacy spelling. Both spellings set to different values is an error:
 // guessing which one the user meant could move a live address.
-func annotation(s *corev1.Service, name string) (string, *RequestError) {
+func annotation(s *corev1.Service, name string) (string, *Error) {
 	v, ok := s.Annotations[name]
 	legacyName := legacyPrefix + strings.TrimPrefix(name, currentPrefix)
 	lv, lok := s.Annotations[legacyName]
 	switch {
 	case ok && lok && strings.TrimSpace(v) != strings.TrimSpace(lv):
-		return "", &RequestError{
+		return "", &Error{
 			Field:   annotationField(name),
 			Message: fmt.Sprintf("conflicts with %s (%q vs %q); remove one of them", legacyName, v, lv),
 		}
@@ -86,9 +87,9 @@ func annotation(s *corev1.Service, name string) (string, *RequestError) {
 
 func annotationField(name string) string { return "metadata.annotations[" + name + "]" }
 
-// Request translates a Service into an allocation request. It is pure: the
-// caller supplies the labels of the Service's namespace.
-func Request(s *corev1.Service, namespaceLabels map[string]string) (*ipam.Service, error) {
+// FromService translates a Service into an allocation request. The caller
+// supplies the labels of the Service's namespace. The error is an *Error.
+func FromService(s *corev1.Service, namespaceLabels map[string]string) (*ipam.Service, error) {
 	req := &ipam.Service{
 		Key:             s.Namespace + "/" + s.Name,
 		Namespace:       s.Namespace,
@@ -110,7 +111,7 @@ func Request(s *corev1.Service, namespaceLabels map[string]string) (*ipam.Servic
 		case corev1.IPFamilyPolicyRequireDualStack:
 			req.Policy = ipam.RequireDualStack
 		default:
-			return nil, &RequestError{Field: "spec.ipFamilyPolicy", Message: fmt.Sprintf("unknown policy %q", *p)}
+			return nil, &Error{Field: "spec.ipFamilyPolicy", Message: fmt.Sprintf("unknown policy %q", *p)}
 		}
 	}
 
@@ -153,7 +154,7 @@ func families(s *corev1.Service) ([]ipam.Family, error) {
 		case corev1.IPv6Protocol:
 			out = append(out, ipam.IPv6)
 		default:
-			return nil, &RequestError{Field: fmt.Sprintf("spec.ipFamilies[%d]", i), Message: fmt.Sprintf("unknown IP family %q", f)}
+			return nil, &Error{Field: fmt.Sprintf("spec.ipFamilies[%d]", i), Message: fmt.Sprintf("unknown IP family %q", f)}
 		}
 	}
 	if len(out) == 0 {
@@ -176,14 +177,14 @@ func requestedIPs(s *corev1.Service) ([]netip.Addr, error) {
 	spec := strings.TrimSpace(s.Spec.LoadBalancerIP)
 	switch {
 	case ann != "" && spec != "":
-		return nil, &RequestError{
+		return nil, &Error{
 			Field:   "spec.loadBalancerIP",
 			Message: fmt.Sprintf("set together with the %s annotation; use only the annotation", AnnotationLoadBalancerIPs),
 		}
 	case spec != "":
 		ip, err := parseIP(spec)
 		if err != nil {
-			return nil, &RequestError{Field: "spec.loadBalancerIP", Message: err.Error()}
+			return nil, &Error{Field: "spec.loadBalancerIP", Message: err.Error()}
 		}
 		return []netip.Addr{ip}, nil
 	case ann == "":
@@ -193,7 +194,7 @@ func requestedIPs(s *corev1.Service) ([]netip.Addr, error) {
 	for i, part := range strings.Split(ann, ",") {
 		ip, err := parseIP(strings.TrimSpace(part))
 		if err != nil {
-			return nil, &RequestError{
+			return nil, &Error{
 				Field:   annotationField(AnnotationLoadBalancerIPs),
 				Message: fmt.Sprintf("entry %d: %v", i, err),
 			}
@@ -226,21 +227,11 @@ func currentIPs(s *corev1.Service) []netip.Addr {
 	return out
 }
 
-// ingressIPs returns the addresses of a Service's status as sorted strings,
-// for comparison with the desired ones.
-func ingressIPs(s *corev1.Service) []string {
-	out := make([]string, 0, len(s.Status.LoadBalancer.Ingress))
-	for _, ing := range s.Status.LoadBalancer.Ingress {
-		out = append(out, ing.IP)
-	}
-	sort.Strings(out)
-	return out
-}
-
-// fallbackRequest builds a request for a Service whose annotations or
+// Fallback builds a request for a Service whose annotations or
 // loadBalancerIP could not be parsed, without them, so that the addresses it
-// already holds can be kept while the user fixes the Service.
-func fallbackRequest(s *corev1.Service, namespaceLabels map[string]string) *ipam.Service {
+// already holds can be kept while the user fixes the Service. It returns nil
+// when even that fails.
+func Fallback(s *corev1.Service, namespaceLabels map[string]string) *ipam.Service {
 	c := s.DeepCopy()
 	c.Spec.LoadBalancerIP = ""
 	for _, name := range []string{AnnotationLoadBalancerIPs, AnnotationAddressPool, AnnotationAllowSharedIP} {
@@ -251,27 +242,9 @@ func fallbackRequest(s *corev1.Service, namespaceLabels map[string]string) *ipam
 	}
 	delete(c.Annotations, AnnotationLoadBalancerIPs)
 	delete(c.Annotations, legacyPrefix+strings.TrimPrefix(AnnotationLoadBalancerIPs, currentPrefix))
-	req, err := Request(c, namespaceLabels)
+	req, err := FromService(c, namespaceLabels)
 	if err != nil {
 		return nil
 	}
 	return req
-}
-
-// restore registers the addresses a Service already holds, and only those:
-// asking for exactly its current addresses makes the allocator keep them when
-// they are valid and take nothing otherwise. The bootstrap uses it so that no
-// new allocation can take an address whose holder was not seen yet.
-func restore(a *ipam.Allocator, req *ipam.Service) (ipam.Assignment, bool) {
-	if req == nil || len(req.Current) == 0 {
-		return ipam.Assignment{}, false
-	}
-	r := *req
-	r.RequestedIPs = req.Current
-	r.Pool = ""
-	got, err := a.Ensure(&r)
-	if err != nil {
-		return ipam.Assignment{}, false
-	}
-	return got, true
 }
