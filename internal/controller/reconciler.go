@@ -68,13 +68,18 @@ func (r *serviceReconciler) Reconcile(ctx context.Context, req reconcile.Request
 		// A Service that stopped being a LoadBalancer must not keep
 		// advertising an address it no longer owns.
 		if svc.lbType != corev1.ServiceTypeLoadBalancer && svc.pool != "" {
-			return reconcile.Result{}, r.write(ctx, svc, desired{})
+			_, err := r.write(ctx, svc, desired{})
+			return reconcile.Result{}, err
 		}
 		return reconcile.Result{}, nil
 	}
 
 	want := r.decide(ctx, svc, key)
-	if err := r.write(ctx, svc, want); err != nil {
+	written, err := r.write(ctx, svc, want)
+	if err != nil || !written {
+		// Events only for what changed: a waiting Service is reconciled
+		// again whenever an address frees up, and repeating its Warning
+		// each time would flood the namespace's Events.
 		return reconcile.Result{}, err
 	}
 	if want.failure != nil {
@@ -175,7 +180,8 @@ func (r *serviceReconciler) namespaceLabels(ctx context.Context, ns string) (map
 // request, when they differ from want. The patch carries the resourceVersion
 // the decision was based on, so a decision made on a stale Service is
 // refused by the API server and retried instead of overwriting newer state.
-func (r *serviceReconciler) write(ctx context.Context, svc *serviceView, want desired) error {
+// It reports whether it wrote.
+func (r *serviceReconciler) write(ctx context.Context, svc *serviceView, want desired) (bool, error) {
 	wantIPs := make([]string, 0, len(want.ips))
 	for _, ip := range want.ips {
 		wantIPs = append(wantIPs, ip.String())
@@ -187,7 +193,7 @@ func (r *serviceReconciler) write(ctx context.Context, svc *serviceView, want de
 	ipsChanged := !slices.Equal(sortedWant, svc.ingress)
 	poolChanged := svc.pool != want.pool
 	if !ipsChanged && !poolChanged && !condChanged {
-		return nil
+		return false, nil
 	}
 
 	patch := statusPatch{}
@@ -203,7 +209,7 @@ func (r *serviceReconciler) write(ctx context.Context, svc *serviceView, want de
 	patch.Status.Conditions = cond
 	body, err := json.Marshal(&patch)
 	if err != nil {
-		return fmt.Errorf("encoding status patch: %w", err)
+		return false, fmt.Errorf("encoding status patch: %w", err)
 	}
 	err = r.services.patchStatus(ctx, svc.namespace, svc.name, body)
 	if apierrors.IsConflict(err) || apierrors.IsNotFound(err) {
@@ -211,12 +217,12 @@ func (r *serviceReconciler) write(ctx context.Context, svc *serviceView, want de
 		// watch is about to bring the newer version or the deletion, whose
 		// reconcile will decide again.
 		r.log.Debug("stale view; waiting for the newer version", "service", svc.key())
-		return nil
+		return false, nil
 	}
 	if err != nil {
-		return fmt.Errorf("writing status of service %s: %w", svc.key(), err)
+		return false, fmt.Errorf("writing status of service %s: %w", svc.key(), err)
 	}
-	return nil
+	return true, nil
 }
 
 // statusPatch is the JSON merge patch the controller sends to a Service's
