@@ -63,10 +63,10 @@ func main() {
 	sizes := flag.String("sizes", "1000,10000", "backlog sizes, comma-separated")
 	flag.StringVar(&o.controllerBin, "controller-bin", "bin/keeperlb-controller", "keeperlb-controller binary")
 	flag.IntVar(&o.steady, "steady", 200, "Services created one by one for the steady-state latency")
-	flag.IntVar(&o.workers, "workers", 4, "controller --workers")
+	flag.IntVar(&o.workers, "workers", controller.DefaultOptions().Workers, "controller --workers")
 	flag.BoolVar(&o.keepLogs, "keep-logs", false, "keep the control plane and controller logs")
 	flag.StringVar(&o.pprofAddr, "pprof", "0", "controller --pprof-bind-address, to profile it during the run")
-	flag.IntVar(&o.rounds, "rounds", 2, "rounds of baseline + controller per size; the best of each is compared")
+	flag.IntVar(&o.rounds, "rounds", 3, "rounds of baseline + controller per size; the best of each is compared")
 	quick := flag.Bool("quick", false, "small run: sizes 200, steady 50")
 	flag.Parse()
 	for _, s := range strings.Split(*sizes, ",") {

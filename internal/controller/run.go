@@ -98,7 +98,7 @@ type Options struct {
 func DefaultOptions() Options {
 	return Options{
 		Namespace:          "metallb-system",
-		Workers:            4,
+		Workers:            8,
 		LeaderElect:        true,
 		LeaseDuration:      15 * time.Second,
 		RenewDeadline:      10 * time.Second,
