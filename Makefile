@@ -8,7 +8,7 @@ CONTROLLER_GEN := $(GO) tool controller-gen
 K8S_TOOLS := bash hack/k8s-tools/build.sh
 FUZZTIME ?= 10s
 
-.PHONY: all build generate verify-generate lint test unit integration fuzz demo bench bench-alloc bench-ipam clean
+.PHONY: lab-deps all build generate verify-generate lint test unit integration fuzz demo bench bench-alloc bench-ipam clean
 
 all: build
 
@@ -27,9 +27,12 @@ lint: ## gofmt and go vet.
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 
-test: verify-generate lint ## Every tier: unit, integration on a real control plane, fuzz.
+test: verify-generate lint lab-deps ## Every tier: unit, integration on a real control plane, the netns lab, fuzz.
 	KEEPERLB_K8S_BIN=$$($(K8S_TOOLS)) $(GO) test -race -count=1 ./...
 	$(MAKE) fuzz
+
+lab-deps: ## Debian packages the network lab needs (ping, arping, nft, FRR); no-op when present.
+	bash hack/lab-deps.sh
 
 unit: ## Pure packages only (no control plane).
 	$(GO) test -race ./internal/config/... ./internal/ipam/...

@@ -17,6 +17,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -53,6 +54,11 @@ type Options struct {
 	Dir string
 	// Logger receives progress messages; nil discards them.
 	Logger *slog.Logger
+	// BindAddress is where kube-apiserver listens and what it advertises.
+	// The zero value means 127.0.0.1. A network-namespace lab sets an
+	// address of its own so that processes inside the lab reach the API.
+	// etcd always stays on loopback.
+	BindAddress netip.Addr
 }
 
 // ControlPlane is a running etcd and kube-apiserver.
@@ -110,6 +116,10 @@ func Start(ctx context.Context, opts Options) (_ *ControlPlane, err error) {
 		}
 	}()
 
+	bind := "127.0.0.1"
+	if opts.BindAddress.IsValid() {
+		bind = opts.BindAddress.String()
+	}
 	ports, err := freePorts(3)
 	if err != nil {
 		return nil, err
@@ -147,8 +157,8 @@ func Start(ctx context.Context, opts Options) (_ *ControlPlane, err error) {
 	}
 	if err := cp.spawn(filepath.Join(bin, "kube-apiserver"), "kube-apiserver",
 		"--etcd-servers="+etcdURL,
-		"--bind-address=127.0.0.1",
-		"--advertise-address=127.0.0.1",
+		"--bind-address="+bind,
+		"--advertise-address="+bind,
 		"--secure-port="+strconv.Itoa(securePort),
 		"--cert-dir="+filepath.Join(opts.Dir, "certs"),
 		"--token-auth-file="+tokenFile,
@@ -164,7 +174,7 @@ func Start(ctx context.Context, opts Options) (_ *ControlPlane, err error) {
 	}
 
 	cp.Config = &rest.Config{
-		Host:            "https://127.0.0.1:" + strconv.Itoa(securePort),
+		Host:            "https://" + net.JoinHostPort(bind, strconv.Itoa(securePort)),
 		BearerToken:     token,
 		TLSClientConfig: rest.TLSClientConfig{Insecure: true},
 	}
