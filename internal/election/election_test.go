@@ -1,0 +1,339 @@
+package election
+
+import (
+	"fmt"
+	"net/netip"
+	"reflect"
+	"slices"
+	"testing"
+
+	"k8s.io/apimachinery/pkg/labels"
+
+	"github.com/keeperlb/keeperlb/internal/config"
+)
+
+var (
+	vip  = netip.MustParseAddr("198.18.0.10")
+	vip6 = netip.MustParseAddr("2001:db8::10")
+)
+
+func pool(name string) *config.Pool {
+	return &config.Pool{Name: name, AutoAssign: true, Ranges: []config.Range{
+		{First: netip.MustParseAddr("198.18.0.0"), Last: netip.MustParseAddr("198.18.0.255")},
+		{First: netip.MustParseAddr("2001:db8::"), Last: netip.MustParseAddr("2001:db8::ffff")},
+	}}
+}
+
+func cfgWith(ads ...*config.L2Advertisement) *config.Config {
+	return &config.Config{Pools: []*config.Pool{pool("p")}, L2Advertisements: ads}
+}
+
+func ad(name string, mods ...func(*config.L2Advertisement)) *config.L2Advertisement {
+	a := &config.L2Advertisement{Name: name, Pools: []string{"p"}}
+	for _, m := range mods {
+		m(a)
+	}
+	return a
+}
+
+func sel(kv ...string) labels.Selector {
+	set := labels.Set{}
+	for i := 0; i+1 < len(kv); i += 2 {
+		set[kv[i]] = kv[i+1]
+	}
+	return labels.SelectorFromSet(set)
+}
+
+func nodes(names ...string) []Node {
+	out := make([]Node, len(names))
+	for i, n := range names {
+		out[i] = Node{Name: n, Labels: map[string]string{"kubernetes.io/hostname": n}}
+	}
+	return out
+}
+
+func svc(key string, mods ...func(*Service)) Service {
+	s := Service{Key: key, IPs: []netip.Addr{vip}, Pool: "p", Serving: true}
+	for _, m := range mods {
+		m(&s)
+	}
+	return s
+}
+
+func owners(r L2Result) map[netip.Addr]string {
+	out := map[netip.Addr]string{}
+	for _, a := range r.Announcements {
+		out[a.IP] = a.Node
+	}
+	return out
+}
+
+func skipReasons(r L2Result) []string {
+	var out []string
+	for _, s := range r.Skipped {
+		out = append(out, s.Service+" "+s.IP.String()+" "+s.Reason)
+	}
+	return out
+}
+
+func TestL2(t *testing.T) {
+	all := []string{"n1", "n2", "n3"}
+	cases := []struct {
+		name string
+		in   L2Input
+		// owner is the expected announcer of vip; "" means not announced.
+		owner string
+		// among, when set, replaces owner: the announcer must be the
+		// rendezvous winner among these nodes.
+		among      []string
+		interfaces []string
+		skips      []string
+	}{
+		{
+			name:  "every live node is a candidate",
+			in:    L2Input{Config: cfgWith(ad("a")), Nodes: nodes(all...), Live: all, Services: []Service{svc("ns/s")}},
+			among: all,
+		},
+		{
+			name:  "dead speakers are not candidates",
+			in:    L2Input{Config: cfgWith(ad("a")), Nodes: nodes(all...), Live: []string{"n2"}, Services: []Service{svc("ns/s")}},
+			owner: "n2",
+		},
+		{
+			name: "NetworkUnavailable nodes are not candidates",
+			in: L2Input{Config: cfgWith(ad("a")), Live: all, Services: []Service{svc("ns/s")},
+				Nodes: []Node{{Name: "n1", NetworkUnavailable: true}, {Name: "n2", NetworkUnavailable: true}, {Name: "n3"}}},
+			owner: "n3",
+		},
+		{
+			name: "the exclude label removes a node",
+			in: L2Input{Config: cfgWith(ad("a")), Live: all, Services: []Service{svc("ns/s")},
+				Nodes: []Node{{Name: "n1", Labels: map[string]string{ExcludeLabel: ""}}, {Name: "n2", Labels: map[string]string{ExcludeLabel: "true"}}, {Name: "n3"}}},
+			owner: "n3",
+		},
+		{
+			name: "nodeSelectors restrict the candidates",
+			in: L2Input{Config: cfgWith(ad("a", func(a *config.L2Advertisement) {
+				a.NodeSelectors = []labels.Selector{sel("kubernetes.io/hostname", "n1"), sel("kubernetes.io/hostname", "n3")}
+			})), Nodes: nodes(all...), Live: all, Services: []Service{svc("ns/s")}},
+			among: []string{"n1", "n3"},
+		},
+		{
+			name:  "nodes not in the Node list are ignored even if alive",
+			in:    L2Input{Config: cfgWith(ad("a")), Nodes: nodes("n1"), Live: all, Services: []Service{svc("ns/s")}},
+			owner: "n1",
+		},
+		{
+			name: "externalTrafficPolicy Local keeps nodes with a serving endpoint",
+			in: L2Input{Config: cfgWith(ad("a")), Nodes: nodes(all...), Live: all, Services: []Service{svc("ns/s", func(s *Service) {
+				s.LocalTrafficPolicy = true
+				s.ServingNodes = []string{"n2"}
+			})}},
+			owner: "n2",
+		},
+		{
+			name: "externalTrafficPolicy Local with endpoints only on dead nodes",
+			in: L2Input{Config: cfgWith(ad("a")), Nodes: nodes(all...), Live: []string{"n1", "n3"}, Services: []Service{svc("ns/s", func(s *Service) {
+				s.LocalTrafficPolicy = true
+				s.ServingNodes = []string{"n2"}
+			})}},
+			skips: []string{"ns/s 198.18.0.10 NoEligibleNode"},
+		},
+		{
+			name:  "no serving endpoint, no announcement",
+			in:    L2Input{Config: cfgWith(ad("a")), Nodes: nodes(all...), Live: all, Services: []Service{svc("ns/s", func(s *Service) { s.Serving = false })}},
+			skips: []string{"ns/s 198.18.0.10 NoServingEndpoints"},
+		},
+		{
+			name: "no advertisement for the pool",
+			in: L2Input{Config: cfgWith(ad("a", func(a *config.L2Advertisement) { a.Pools = []string{"other"} })),
+				Nodes: nodes(all...), Live: all, Services: []Service{svc("ns/s")}},
+			skips: []string{"ns/s 198.18.0.10 NoL2Advertisement"},
+		},
+		{
+			name: "serviceSelectors that do not match",
+			in: L2Input{Config: cfgWith(ad("a", func(a *config.L2Advertisement) { a.ServiceSelectors = []labels.Selector{sel("tier", "web")} })),
+				Nodes: nodes(all...), Live: all, Services: []Service{svc("ns/s")}},
+			skips: []string{"ns/s 198.18.0.10 NoL2Advertisement"},
+		},
+		{
+			name: "serviceSelectors that match",
+			in: L2Input{Config: cfgWith(ad("a", func(a *config.L2Advertisement) { a.ServiceSelectors = []labels.Selector{sel("tier", "web")} })),
+				Nodes: nodes(all...), Live: all, Services: []Service{svc("ns/s", func(s *Service) { s.Labels = map[string]string{"tier": "web"} })}},
+			among: all,
+		},
+		{
+			name: "interfaces are the union of the advertisements for the owner",
+			in: L2Input{Config: cfgWith(
+				ad("a", func(a *config.L2Advertisement) { a.Interfaces = []string{"eth1"} }),
+				ad("b", func(a *config.L2Advertisement) { a.Interfaces = []string{"eth0", "eth1"} }),
+			), Nodes: nodes("n1"), Live: all, Services: []Service{svc("ns/s")}},
+			owner:      "n1",
+			interfaces: []string{"eth0", "eth1"},
+		},
+		{
+			name: "an advertisement without interfaces allows all",
+			in: L2Input{Config: cfgWith(
+				ad("a", func(a *config.L2Advertisement) { a.Interfaces = []string{"eth1"} }),
+				ad("b"),
+			), Nodes: nodes("n1"), Live: all, Services: []Service{svc("ns/s")}},
+			owner: "n1",
+		},
+		{
+			name: "interfaces of an advertisement that does not select the owner do not count",
+			in: L2Input{Config: cfgWith(
+				ad("a", func(a *config.L2Advertisement) { a.Interfaces = []string{"eth1"} }),
+				ad("b", func(a *config.L2Advertisement) {
+					a.NodeSelectors = []labels.Selector{sel("kubernetes.io/hostname", "n2")}
+				}),
+			), Nodes: nodes("n1", "n2"), Live: []string{"n1"}, Services: []Service{svc("ns/s")}},
+			owner:      "n1",
+			interfaces: []string{"eth1"},
+		},
+		{
+			name: "Services sharing an IP land on a node both accept",
+			in: L2Input{Config: cfgWith(ad("a")), Nodes: nodes(all...), Live: all, Services: []Service{
+				svc("ns/a", func(s *Service) { s.LocalTrafficPolicy = true; s.ServingNodes = []string{"n1", "n2"} }),
+				svc("ns/b", func(s *Service) { s.LocalTrafficPolicy = true; s.ServingNodes = []string{"n2", "n3"} }),
+			}},
+			owner: "n2",
+		},
+		{
+			name: "Services sharing an IP with no node in common",
+			in: L2Input{Config: cfgWith(ad("a")), Nodes: nodes(all...), Live: all, Services: []Service{
+				svc("ns/a", func(s *Service) { s.LocalTrafficPolicy = true; s.ServingNodes = []string{"n1"} }),
+				svc("ns/b", func(s *Service) { s.LocalTrafficPolicy = true; s.ServingNodes = []string{"n3"} }),
+			}},
+			skips: []string{"ns/a 198.18.0.10 SharedIPNoCommonNode", "ns/b 198.18.0.10 SharedIPNoCommonNode"},
+		},
+		{
+			name:  "the pool is found from the IP when the annotation is missing",
+			in:    L2Input{Config: cfgWith(ad("a")), Nodes: nodes("n1"), Live: all, Services: []Service{svc("ns/s", func(s *Service) { s.Pool = "" })}},
+			owner: "n1",
+		},
+		{
+			name: "an IP outside every pool is not announced",
+			in: L2Input{Config: cfgWith(ad("a")), Nodes: nodes("n1"), Live: all, Services: []Service{svc("ns/s", func(s *Service) {
+				s.Pool = "gone"
+				s.IPs = []netip.Addr{netip.MustParseAddr("198.19.0.1")}
+			})}},
+			skips: []string{"ns/s 198.19.0.1 NoPool"},
+		},
+		{
+			name: "no configuration, nothing announced",
+			in:   L2Input{Nodes: nodes(all...), Live: all, Services: []Service{svc("ns/s")}},
+		},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			res := L2(tc.in)
+			want := tc.owner
+			if tc.among != nil {
+				want = Owner(tc.among, vip)
+			}
+			if got := owners(res)[vip]; got != want {
+				t.Errorf("owner of %s = %q, want %q (result %+v)", vip, got, want, res)
+			}
+			if want != "" && !reflect.DeepEqual(res.Announcements[0].Interfaces, tc.interfaces) {
+				t.Errorf("interfaces = %v, want %v", res.Announcements[0].Interfaces, tc.interfaces)
+			}
+			if got := skipReasons(res); !reflect.DeepEqual(got, tc.skips) {
+				t.Errorf("skips = %v, want %v", got, tc.skips)
+			}
+		})
+	}
+}
+
+func TestL2SharedIPListsEveryService(t *testing.T) {
+	all := []string{"n1", "n2"}
+	res := L2(L2Input{Config: cfgWith(ad("a")), Nodes: nodes(all...), Live: all,
+		Services: []Service{svc("ns/b"), svc("ns/a"), svc("ns/c", func(s *Service) { s.IPs = []netip.Addr{vip6} })}})
+	if len(res.Announcements) != 2 {
+		t.Fatalf("want 2 announcements, got %+v", res.Announcements)
+	}
+	if got := res.Announcements[0]; got.IP != vip || !slices.Equal(got.Services, []string{"ns/a", "ns/b"}) {
+		t.Errorf("first announcement %+v, want %s for ns/a and ns/b", got, vip)
+	}
+	if got := res.Announcements[1]; got.IP != vip6 || !slices.Equal(got.Services, []string{"ns/c"}) {
+		t.Errorf("second announcement %+v, want %s for ns/c", got, vip6)
+	}
+}
+
+// manyServices gives n Services with one distinct IPv4 address each.
+func manyServices(n int) []Service {
+	out := make([]Service, n)
+	for i := range out {
+		out[i] = svc(fmt.Sprintf("ns/s%03d", i), func(s *Service) {
+			s.IPs = []netip.Addr{netip.AddrFrom4([4]byte{198, 18, 0, byte(i)})}
+		})
+	}
+	return out
+}
+
+// TestL2MovesOnlyTheDeadNodesIPs checks the property failover relies on:
+// when a node dies, only its IPs move, and they spread over the survivors.
+func TestL2MovesOnlyTheDeadNodesIPs(t *testing.T) {
+	all := []string{"n1", "n2", "n3", "n4"}
+	services := manyServices(200)
+	before := owners(L2(L2Input{Config: cfgWith(ad("a")), Nodes: nodes(all...), Live: all, Services: services}))
+	after := owners(L2(L2Input{Config: cfgWith(ad("a")), Nodes: nodes(all...), Live: []string{"n1", "n2", "n4"}, Services: services}))
+	if len(before) != 200 || len(after) != 200 {
+		t.Fatalf("announced %d then %d IPs, want 200 each", len(before), len(after))
+	}
+	per := map[string]int{}
+	movedTo := map[string]int{}
+	for ip, was := range before {
+		per[was]++
+		now := after[ip]
+		switch {
+		case was == "n3" && now == "n3":
+			t.Errorf("%s still on dead node n3", ip)
+		case was != "n3" && now != was:
+			t.Errorf("%s moved from live %s to %s", ip, was, now)
+		case was == "n3":
+			movedTo[now]++
+		}
+	}
+	for _, n := range all {
+		if per[n] < 25 {
+			t.Errorf("node %s owns %d of 200 IPs; rendezvous hashing should spread them (got %v)", n, per[n], per)
+		}
+	}
+	if len(movedTo) < 2 {
+		t.Errorf("the dead node's IPs all went to %v; they should spread over the survivors", movedTo)
+	}
+}
+
+// TestL2IgnoresInputOrder checks that every speaker, whatever order its
+// informers list objects in, computes the same result.
+func TestL2IgnoresInputOrder(t *testing.T) {
+	all := []string{"n1", "n2", "n3"}
+	services := manyServices(50)
+	services = append(services, svc("ns/z", func(s *Service) { s.Serving = false }))
+	in := L2Input{Config: cfgWith(ad("a")), Nodes: nodes(all...), Live: all, Services: services}
+	want := L2(in)
+	rev := L2Input{Config: in.Config, Nodes: slices.Clone(in.Nodes), Live: slices.Clone(in.Live), Services: slices.Clone(in.Services)}
+	slices.Reverse(rev.Nodes)
+	slices.Reverse(rev.Live)
+	slices.Reverse(rev.Services)
+	if got := L2(rev); !reflect.DeepEqual(got, want) {
+		t.Errorf("reversed input gave a different result")
+	}
+}
+
+func TestOwnerIsOrderIndependentAndStable(t *testing.T) {
+	a := Owner([]string{"n1", "n2", "n3"}, vip)
+	b := Owner([]string{"n3", "n1", "n2"}, vip)
+	if a != b {
+		t.Fatalf("Owner depends on order: %s vs %s", a, b)
+	}
+	// The hash is part of the protocol between speakers of different
+	// versions: pin a few results (checked independently with Python's
+	// hashlib: SHA-256 of name, a zero byte and the 16-byte address) so a
+	// change is noticed.
+	got := []string{Owner([]string{"n1", "n2", "n3"}, vip), Owner([]string{"n1", "n2", "n3"}, vip6), Owner([]string{"a", "b"}, vip)}
+	t.Logf("pinned owners: %v", got)
+	if want := []string{"n3", "n2", "a"}; !slices.Equal(got, want) {
+		t.Errorf("rendezvous winners changed: got %v, want %v; speakers of different versions would disagree", got, want)
+	}
+}
