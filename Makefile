@@ -43,6 +43,7 @@ fuzz: ## A short run of every fuzz target; the corpus lives in testdata/fuzz.
 	$(GO) test -run='^$$' -fuzz='^FuzzParseCommunity$$' -fuzztime=$(FUZZTIME) -fuzzminimizetime=5s ./internal/config/
 	$(GO) test -run='^$$' -fuzz='^FuzzAllocator$$' -fuzztime=$(FUZZTIME) -fuzzminimizetime=5s ./internal/ipam/
 	$(GO) test -run='^$$' -fuzz='^FuzzFromService$$' -fuzztime=$(FUZZTIME) -fuzzminimizetime=5s ./internal/request/
+	$(GO) test -run='^$$' -fuzz='^FuzzDecode$$' -fuzztime=$(FUZZTIME) -fuzzminimizetime=5s ./internal/membership/
 
 demo: build ## Local control plane + controller: apply a pool, create Services, show their IPs.
 	KEEPERLB_K8S_BIN=$$($(K8S_TOOLS)) ./bin/keeperlb demo --controller-bin ./bin/keeperlb-controller

@@ -1,0 +1,231 @@
+package membership
+
+import (
+	"context"
+	"log/slog"
+	"net"
+	"net/netip"
+	"slices"
+	"testing"
+	"time"
+)
+
+func TestWireRoundTrip(t *testing.T) {
+	key := []byte("secret")
+	for _, hb := range []heartbeat{
+		{node: "n1", incarnation: 1, seq: 2, ready: true},
+		{node: "a-very-long-node-name.example.internal", incarnation: 1<<63 + 5, seq: 1 << 40},
+	} {
+		got, err := decode(encode(hb, key), key)
+		if err != nil {
+			t.Fatalf("decode(encode(%+v)): %v", hb, err)
+		}
+		if got != hb {
+			t.Errorf("round trip gave %+v, want %+v", got, hb)
+		}
+	}
+}
+
+func TestWireFormat(t *testing.T) {
+	b := encode(heartbeat{node: "n1", incarnation: 0x0102030405060708, seq: 9, ready: true}, nil)
+	want := []byte{'K', 'L', 'B', 1, 1, 2, 'n', '1', 1, 2, 3, 4, 5, 6, 7, 8, 0, 0, 0, 0, 0, 0, 0, 9}
+	if !slices.Equal(b[:len(want)], want) || len(b) != len(want)+32 {
+		t.Errorf("encoding is % x, want % x followed by a 32-byte MAC", b, want)
+	}
+}
+
+func TestDecodeRejects(t *testing.T) {
+	good := encode(heartbeat{node: "n1", incarnation: 1, seq: 1}, []byte("k"))
+	flip := func(i int) []byte { b := slices.Clone(good); b[i] ^= 1; return b }
+	cases := map[string][]byte{
+		"empty":             nil,
+		"short":             good[:10],
+		"bad magic":         flip(0),
+		"bad version":       flip(3),
+		"name length wrong": flip(5),
+		"tampered sequence": flip(len(good) - 33),
+		"tampered mac":      flip(len(good) - 1),
+		"trailing byte":     append(slices.Clone(good), 0),
+	}
+	for name, b := range cases {
+		if _, err := decode(b, []byte("k")); err == nil {
+			t.Errorf("%s: decode accepted % x", name, b)
+		}
+	}
+	if _, err := decode(good, []byte("other key")); err == nil {
+		t.Error("a heartbeat made with another key was accepted")
+	}
+}
+
+func FuzzDecode(f *testing.F) {
+	f.Add(encode(heartbeat{node: "n1", incarnation: 1, seq: 1, ready: true}, []byte("k")))
+	f.Add([]byte("KLB"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		hb, err := decode(b, []byte("k"))
+		if err != nil {
+			return
+		}
+		// Whatever decodes must re-encode to the same bytes: nothing in a
+		// packet is ignored.
+		if again := encode(hb, []byte("k")); !slices.Equal(again, b) {
+			t.Fatalf("decoded %+v from % x but it encodes to % x", hb, b, again)
+		}
+	})
+}
+
+// clock is a manual clock for the expiry tests.
+type clock struct{ t time.Time }
+
+func (c *clock) now() time.Time { return c.t }
+
+func newTestDetector(t *testing.T, c *clock) *Detector {
+	t.Helper()
+	d, err := New(slog.New(slog.DiscardHandler), Options{
+		Node: "n1", Listen: netip.MustParseAddr("127.0.0.1"), Port: 0,
+		Interval: 100 * time.Millisecond, Timeout: 400 * time.Millisecond, Now: c.now,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d.Close() })
+	return d
+}
+
+func TestLivenessRules(t *testing.T) {
+	c := &clock{t: time.Unix(1000, 0)}
+	d := newTestDetector(t, c)
+	a2, a3 := netip.MustParseAddr("198.18.0.2"), netip.MustParseAddr("198.18.0.3")
+	d.SetPeers([]Peer{{Name: "n1", Addr: netip.MustParseAddr("198.18.0.1")}, {Name: "n2", Addr: a2}, {Name: "n3", Addr: a3}})
+
+	if d.Ready() {
+		t.Error("ready before one timeout passed")
+	}
+	if got := d.Live(); !slices.Equal(got, []string{"n1"}) {
+		t.Errorf("live before any heartbeat = %v, want only self", got)
+	}
+
+	d.accept(heartbeat{node: "n2", incarnation: 5, seq: 1, ready: true}, a2, c.t)
+	d.accept(heartbeat{node: "n3", incarnation: 5, seq: 1, ready: false}, a3, c.t)
+	if got := d.Live(); !slices.Equal(got, []string{"n1", "n2"}) {
+		t.Errorf("live = %v, want n1 n2 (n3 is not ready)", got)
+	}
+
+	// A heartbeat naming n3 from n2's address is a forgery.
+	d.accept(heartbeat{node: "n3", incarnation: 5, seq: 2, ready: true}, a2, c.t)
+	if got := d.Live(); slices.Contains(got, "n3") {
+		t.Errorf("a heartbeat for n3 from n2's address counted: live = %v", got)
+	}
+	// Unknown nodes are ignored.
+	d.accept(heartbeat{node: "n9", incarnation: 1, seq: 1, ready: true}, a2, c.t)
+	if got := d.Live(); slices.Contains(got, "n9") {
+		t.Errorf("an unknown node counted: live = %v", got)
+	}
+
+	// n2 stays alive until Timeout after its last heartbeat.
+	c.t = c.t.Add(399 * time.Millisecond)
+	d.mu.Lock()
+	d.recomputeLocked(c.t)
+	d.mu.Unlock()
+	if got := d.Live(); !slices.Contains(got, "n2") {
+		t.Errorf("n2 expired early: live = %v", got)
+	}
+	if d.Ready() {
+		t.Error("ready 399 ms after start; the timeout is 400 ms")
+	}
+
+	recompute := func() {
+		d.mu.Lock()
+		d.recomputeLocked(c.t)
+		d.mu.Unlock()
+	}
+	c.t = c.t.Add(time.Millisecond)
+	recompute()
+	if !d.Ready() {
+		t.Error("not ready one timeout after start")
+	}
+	if got := d.Live(); !slices.Equal(got, []string{"n1"}) {
+		t.Errorf("n2 did not expire one timeout after its heartbeat: live = %v", got)
+	}
+	select {
+	case <-d.Changes():
+	default:
+		t.Error("no change signalled")
+	}
+
+	// A replayed heartbeat does not bring n2 back; a newer one does.
+	d.accept(heartbeat{node: "n2", incarnation: 5, seq: 1, ready: true}, a2, c.t)
+	if got := d.Live(); slices.Contains(got, "n2") {
+		t.Errorf("a replayed heartbeat revived n2: live = %v", got)
+	}
+	d.accept(heartbeat{node: "n2", incarnation: 5, seq: 2, ready: true}, a2, c.t)
+	if got := d.Live(); !slices.Contains(got, "n2") {
+		t.Errorf("a fresh heartbeat did not revive n2: live = %v", got)
+	}
+	// A restarted speaker (new incarnation) starts its sequence again.
+	d.accept(heartbeat{node: "n2", incarnation: 6, seq: 1, ready: false}, a2, c.t)
+	if got := d.Live(); slices.Contains(got, "n2") {
+		t.Errorf("a restarted, not yet ready n2 still counts: live = %v", got)
+	}
+	// Moving a node to a new address forgets what was known of it.
+	d.SetPeers([]Peer{{Name: "n2", Addr: a3}})
+	if got := d.Live(); !slices.Equal(got, []string{"n1"}) {
+		t.Errorf("live after n2 moved = %v, want only self", got)
+	}
+}
+
+// TestHeartbeatsOverUDP runs three real detectors on loopback addresses and
+// stops one: the others must drop it, and only it.
+func TestHeartbeatsOverUDP(t *testing.T) {
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	addrs := []netip.Addr{netip.MustParseAddr("127.0.0.1"), netip.MustParseAddr("127.0.0.2"), netip.MustParseAddr("127.0.0.3")}
+	names := []string{"n1", "n2", "n3"}
+	port := freeUDPPort(t)
+	var peers []Peer
+	for i := range names {
+		peers = append(peers, Peer{Name: names[i], Addr: addrs[i]})
+	}
+	var ds []*Detector
+	cancels := make([]context.CancelFunc, 3)
+	for i := range names {
+		d, err := New(slog.New(slog.DiscardHandler), Options{
+			Node: names[i], Listen: addrs[i], Port: port, Key: []byte("k"),
+			Interval: 20 * time.Millisecond, Timeout: 200 * time.Millisecond,
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		d.SetPeers(peers)
+		var c context.Context
+		c, cancels[i] = context.WithCancel(ctx)
+		go d.Run(c)
+		ds = append(ds, d)
+	}
+	waitLive(t, ds[0], []string{"n1", "n2", "n3"})
+	waitLive(t, ds[1], []string{"n1", "n2", "n3"})
+	cancels[2]()
+	waitLive(t, ds[0], []string{"n1", "n2"})
+	waitLive(t, ds[1], []string{"n1", "n2"})
+}
+
+func waitLive(t *testing.T, d *Detector, want []string) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) {
+		if slices.Equal(d.Live(), want) {
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Fatalf("%s: live = %v, want %v", d.opts.Node, d.Live(), want)
+}
+
+func freeUDPPort(t *testing.T) int {
+	t.Helper()
+	c, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	return c.LocalAddr().(*net.UDPAddr).Port
+}
