@@ -12,6 +12,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"github.com/go-logr/logr"
 	"log/slog"
 	"net/netip"
 	"os"
@@ -35,6 +36,7 @@ import (
 	"k8s.io/client-go/rest"
 
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
 	"github.com/keeperlb/keeperlb/api/v1beta1"
 	"github.com/keeperlb/keeperlb/internal/controller"
@@ -59,6 +61,9 @@ type options struct {
 }
 
 func main() {
+	// The client logs through controller-runtime's logger, which warns
+	// (with a stack trace) when nobody set it; the benchmark wants quiet.
+	ctrllog.SetLogger(logr.Discard())
 	o := options{}
 	sizes := flag.String("sizes", "1000,10000", "backlog sizes, comma-separated")
 	flag.StringVar(&o.controllerBin, "controller-bin", "bin/keeperlb-controller", "keeperlb-controller binary")
