@@ -335,8 +335,8 @@ func names[T any, P interface {
 
 func TestConvertRejectsWhatIsNoConfiguration(t *testing.T) {
 	for in, want := range map[string]string{
-		"":              "empty",
-		"- a\n- b\n":    "is a YAML list",
+		"":               "empty",
+		"- a\n- b\n":     "is a YAML list",
 		"key: [unclosed": "not valid YAML",
 	} {
 		if _, err := Convert([]byte(in), ns); err == nil || !strings.Contains(err.Error(), want) {
