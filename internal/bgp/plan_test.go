@@ -277,8 +277,10 @@ func TestPlan(t *testing.T) {
 		},
 		{
 			name: "dualStackAddressFamily on an IPv6 session uses the node's IPv4 address",
-			node: testNode(func(n *Node) { n.Addresses = []netip.Addr{netip.MustParseAddr("fe80::1"), nodeV6, netip.MustParseAddr("::ffff:198.18.0.12")} }),
-			cfg:  baseCfg([]*config.Peer{peer("r6", rtrV6, func(p *config.Peer) { p.DualStackAddressFamily = true })}),
+			node: testNode(func(n *Node) {
+				n.Addresses = []netip.Addr{netip.MustParseAddr("fe80::1"), nodeV6, netip.MustParseAddr("::ffff:198.18.0.12")}
+			}),
+			cfg: baseCfg([]*config.Peer{peer("r6", rtrV6, func(p *config.Peer) { p.DualStackAddressFamily = true })}),
 			want: func() Desired {
 				pc := ebgp("r6", rtrV6)
 				pc.IPv4, pc.NextHopIPv4 = true, netip.MustParseAddr("198.18.0.12")
@@ -286,9 +288,9 @@ func TestPlan(t *testing.T) {
 			}(),
 		},
 		{
-			name: "dualStackAddressFamily without a node address of the other family",
-			node: testNode(func(n *Node) { n.Addresses = []netip.Addr{nodeV4, netip.MustParseAddr("fe80::1")} }),
-			cfg:  baseCfg([]*config.Peer{peer("r4", rtrV4, func(p *config.Peer) { p.DualStackAddressFamily = true })}, adv("a")),
+			name:     "dualStackAddressFamily without a node address of the other family",
+			node:     testNode(func(n *Node) { n.Addresses = []netip.Addr{nodeV4, netip.MustParseAddr("fe80::1")} }),
+			cfg:      baseCfg([]*config.Peer{peer("r4", rtrV4, func(p *config.Peer) { p.DualStackAddressFamily = true })}, adv("a")),
 			services: []Service{service("ns/a", func(s *Service) { s.IPs = []netip.Addr{vip6} })},
 			want:     oneV4(),
 			problems: []string{"BGPPeer r4: spec.dualStackAddressFamily: node n1 has no global IPv6 address"},
@@ -385,7 +387,10 @@ func TestPlan(t *testing.T) {
 			services: []Service{
 				service("ns/a", func(s *Service) { s.Pool = "p"; s.IPs = []netip.Addr{netip.MustParseAddr("198.19.1.7")} }),
 				service("ns/b", func(s *Service) { s.Pool = "gone"; s.IPs = []netip.Addr{netip.MustParseAddr("198.19.1.8")} }),
-				service("ns/c", func(s *Service) { s.Pool = ""; s.IPs = []netip.Addr{netip.MustParseAddr("198.19.9.9"), netip.MustParseAddr("2001:db8:99::1")} }),
+				service("ns/c", func(s *Service) {
+					s.Pool = ""
+					s.IPs = []netip.Addr{netip.MustParseAddr("198.19.9.9"), netip.MustParseAddr("2001:db8:99::1")}
+				}),
 			},
 			want: func() Desired {
 				d := oneV4(
