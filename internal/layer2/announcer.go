@@ -400,7 +400,11 @@ func (a *Announcer) noteFailure(l *link, msg string, err error) {
 		return
 	}
 	l.failure = err.Error()
-	a.log.Warn(msg, "interface", l.name, "error", err, "retry", l.backoff)
+	if l.backoff > 0 {
+		a.log.Warn(msg, "interface", l.name, "error", err, "retry_in", l.backoff)
+		return
+	}
+	a.log.Warn(msg, "interface", l.name, "error", err)
 }
 
 // closeSockets stops answering on l and closes its sockets. a.mu is held.

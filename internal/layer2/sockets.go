@@ -9,6 +9,7 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/mdlayher/packet"
 	"golang.org/x/sys/unix"
@@ -128,7 +129,7 @@ func (s *sockets) serve(a *Announcer, c *packet.Conn, proto string, decide func(
 		if ok {
 			label := ans.Target.String()
 			a.m.requests.WithLabelValues(label).Inc()
-			if _, err := c.WriteTo(ans.Frame, &packet.Addr{HardwareAddr: net.HardwareAddr(ans.Frame[0:6])}); err != nil {
+			if err := send(c, ans.Frame); err != nil {
 				a.log.Debug("cannot send reply", "interface", s.name, "protocol", proto, "ip", label, "error", err)
 			} else {
 				a.m.responses.WithLabelValues(label).Inc()
@@ -192,6 +193,19 @@ func (s *sockets) write(ip netip.Addr, frame []byte) error {
 	c := s.nd
 	if ip.Is4() {
 		c = s.arp
+	}
+	return send(c, frame)
+}
+
+// writeTimeout bounds a send. A packet socket write normally returns at
+// once, but the callers hold locks that Set needs, so a device that stops
+// draining its queue must not be able to hang the announcer.
+const writeTimeout = 100 * time.Millisecond
+
+// send writes a whole Ethernet frame; its destination MAC addresses it.
+func send(c *packet.Conn, frame []byte) error {
+	if err := c.SetWriteDeadline(time.Now().Add(writeTimeout)); err != nil {
+		return err
 	}
 	_, err := c.WriteTo(frame, &packet.Addr{HardwareAddr: net.HardwareAddr(frame[0:6])})
 	return err
