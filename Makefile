@@ -43,6 +43,8 @@ fuzz: ## A short run of every fuzz target; the corpus lives in testdata/fuzz.
 	$(GO) test -run='^$$' -fuzz='^FuzzParseCommunity$$' -fuzztime=$(FUZZTIME) -fuzzminimizetime=5s ./internal/config/
 	$(GO) test -run='^$$' -fuzz='^FuzzAllocator$$' -fuzztime=$(FUZZTIME) -fuzzminimizetime=5s ./internal/ipam/
 	$(GO) test -run='^$$' -fuzz='^FuzzFromService$$' -fuzztime=$(FUZZTIME) -fuzzminimizetime=5s ./internal/request/
+	$(GO) test -run='^$$' -fuzz='^FuzzARP$$' -fuzztime=$(FUZZTIME) -fuzzminimizetime=5s ./internal/layer2/
+	$(GO) test -run='^$$' -fuzz='^FuzzNDP$$' -fuzztime=$(FUZZTIME) -fuzzminimizetime=5s ./internal/layer2/
 	$(GO) test -run='^$$' -fuzz='^FuzzDecode$$' -fuzztime=$(FUZZTIME) -fuzzminimizetime=5s ./internal/membership/
 
 demo: build ## Local control plane + controller: apply a pool, create Services, show their IPs.
