@@ -644,3 +644,36 @@ func TestLabRefresh(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// Each owned IPv6 address's solicited-node group is joined at the link
+// layer (a NIC with multicast filtering would drop the solicitations
+// otherwise) and left when no owned IP needs it any more; two IPs whose low
+// 24 bits agree share one group.
+func TestLabSolicitedNodeGroups(t *testing.T) {
+	t.Parallel()
+	netnstest.Require(t)
+	ns := netnstest.New(t, netnstest.UniqueName("mc"))
+	netnstest.IP(t, "-n", ns, "link", "add", "eth0", "type", "veth", "peer", "name", "peer0")
+	netnstest.Sysctl(t, ns, "net.ipv6.conf.eth0.disable_ipv6", "1")
+	netnstest.IP(t, "-n", ns, "link", "set", "eth0", "up")
+	k := 200 + rand.IntN(51)
+	a := netip.MustParseAddr(fmt.Sprintf("2001:db8:%d::100", k))
+	b := netip.MustParseAddr(fmt.Sprintf("2001:db8:%d:1::100", k))
+	c := netip.MustParseAddr(fmt.Sprintf("2001:db8:%d::101", k))
+	groups := func() string { return netnstest.IP(t, "-n", ns, "maddr", "show", "dev", "eth0") }
+	const g100, g101 = "33:33:ff:00:01:00", "33:33:ff:00:01:01"
+
+	n := announcer(t, ns, fastTakeover)
+	n.set(t, on(a), on(b), on(c), on(netip.MustParseAddr("198.18.0.100")))
+	if out := groups(); !strings.Contains(out, g100) || !strings.Contains(out, g101) {
+		t.Fatalf("after owning %v, %v, %v the link groups are:\n%s", a, b, c, out)
+	}
+	n.set(t, on(b))
+	if out := groups(); !strings.Contains(out, g100) || strings.Contains(out, g101) {
+		t.Fatalf("after owning only %v the link groups are:\n%s", b, out)
+	}
+	n.set(t)
+	if out := groups(); strings.Contains(out, g100) {
+		t.Fatalf("after owning nothing the link groups are:\n%s", out)
+	}
+}
