@@ -69,7 +69,11 @@ func (o Options) withDefaults() (Options, error) {
 // Announcement says that IP is owned by this node and must be answered for
 // on the named interfaces (see Eligible).
 type Announcement struct {
-	IP         netip.Addr
+	// IP is the Service IP, IPv4 or IPv6 (an IPv4-mapped IPv6 address
+	// counts as IPv4; a zone is ignored).
+	IP netip.Addr
+	// Interfaces are the names of the interfaces to answer on; none means
+	// the IP is not announced anywhere.
 	Interfaces []string
 }
 
