@@ -19,6 +19,7 @@ generate: ## Regenerate deepcopy code, CRDs and RBAC from the Go types and marke
 	$(CONTROLLER_GEN) object:headerFile=hack/boilerplate.go.txt paths=./api/...
 	$(CONTROLLER_GEN) crd:crdVersions=v1 paths=./api/... output:crd:artifacts:config=config/crd/bases
 	$(CONTROLLER_GEN) rbac:roleName=keeperlb-controller paths=./internal/controller/... output:rbac:artifacts:config=config/rbac/controller
+	$(CONTROLLER_GEN) rbac:roleName=keeperlb-speaker paths=./internal/speaker/... output:rbac:artifacts:config=config/rbac/speaker
 
 verify-generate: ## Fail when generated files are stale.
 	bash hack/verify-generate.sh

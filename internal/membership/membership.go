@@ -28,8 +28,10 @@
 // A speaker also says whether it is Ready. A starting speaker has not yet
 // heard from the others and would believe itself alone; its peers therefore
 // ignore it as a candidate until it says it is ready, and it should not
-// announce anything before its own Ready, which comes one Timeout after
-// start.
+// announce anything before its own Ready, which comes one Timeout after it
+// learnt its peers (SetPeers). A speaker that stops says "not ready" once
+// more on its way out, so a planned restart hands over without waiting for
+// the timeout.
 package membership
 
 import (
@@ -125,13 +127,11 @@ func New(log *slog.Logger, opts Options) (*Detector, error) {
 	if err != nil {
 		return nil, fmt.Errorf("membership: listening on UDP port %d: %w", opts.Port, err)
 	}
-	now := opts.Now()
 	d := &Detector{
 		opts:        opts,
 		log:         log,
 		conn:        conn,
-		incarnation: uint64(now.UnixNano()),
-		start:       now,
+		incarnation: uint64(opts.Now().UnixNano()),
 		changes:     make(chan struct{}, 1),
 		peers:       map[string]*peerState{},
 		live:        []string{opts.Node},
@@ -147,6 +147,11 @@ func (d *Detector) Changes() <-chan struct{} { return d.changes }
 func (d *Detector) SetPeers(peers []Peer) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	if d.start.IsZero() {
+		// Ready counts from here: heartbeats from peers are only accepted
+		// once they are known.
+		d.start = d.opts.Now()
+	}
 	next := make(map[string]*peerState, len(peers))
 	for _, p := range peers {
 		if p.Name == d.opts.Node || !p.Addr.IsValid() {
@@ -170,8 +175,8 @@ func (d *Detector) Live() []string {
 	return slices.Clone(d.live)
 }
 
-// Ready reports whether this speaker has listened for one Timeout, so that
-// it has heard from every live peer and may act on Live.
+// Ready reports whether this speaker has known its peers for one Timeout,
+// so that it has heard from every live one and may act on Live.
 func (d *Detector) Ready() bool {
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -180,8 +185,10 @@ func (d *Detector) Ready() bool {
 
 // Run sends heartbeats and watches for expiries until ctx ends.
 func (d *Detector) Run(ctx context.Context) error {
+	done := make(chan struct{})
+	defer close(done)
 	go func() {
-		<-ctx.Done()
+		<-done
 		d.conn.Close()
 	}()
 	go d.receive()
@@ -193,6 +200,7 @@ func (d *Detector) Run(ctx context.Context) error {
 	for {
 		select {
 		case <-ctx.Done():
+			d.leave()
 			return nil
 		case <-tick.C:
 		}
@@ -207,10 +215,27 @@ func (d *Detector) Run(ctx context.Context) error {
 	}
 }
 
+// leave tells the peers that this speaker stops, so that they take over
+// at once instead of after Timeout: a heartbeat that says "not ready"
+// removes a speaker from every peer's Live.
+func (d *Detector) leave() {
+	d.mu.Lock()
+	d.ready = false
+	d.mu.Unlock()
+	d.sendReady(false)
+}
+
 func (d *Detector) send() {
 	d.mu.Lock()
+	ready := d.ready
+	d.mu.Unlock()
+	d.sendReady(ready)
+}
+
+func (d *Detector) sendReady(ready bool) {
+	d.mu.Lock()
 	d.seq++
-	msg := encode(heartbeat{node: d.opts.Node, incarnation: d.incarnation, seq: d.seq, ready: d.ready}, d.opts.Key)
+	msg := encode(heartbeat{node: d.opts.Node, incarnation: d.incarnation, seq: d.seq, ready: ready}, d.opts.Key)
 	targets := make([]netip.Addr, 0, len(d.peers))
 	for _, p := range d.peers {
 		targets = append(targets, p.addr)
@@ -261,7 +286,7 @@ func (d *Detector) accept(hb heartbeat, from netip.Addr, now time.Time) {
 
 // recomputeLocked refreshes ready and live and signals a change.
 func (d *Detector) recomputeLocked(now time.Time) {
-	ready := d.ready || now.Sub(d.start) >= d.opts.Timeout
+	ready := d.ready || (!d.start.IsZero() && now.Sub(d.start) >= d.opts.Timeout)
 	live := []string{d.opts.Node}
 	for name, p := range d.peers {
 		if p.ready && !p.last.IsZero() && now.Sub(p.last) < d.opts.Timeout {
@@ -345,5 +370,5 @@ func decode(b []byte, key []byte) (heartbeat, error) {
 	}, nil
 }
 
-// Close releases the socket if Run was never called.
+// Close releases the socket if Run was never called; Run closes it itself.
 func (d *Detector) Close() error { return d.conn.Close() }

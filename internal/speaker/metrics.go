@@ -1,0 +1,53 @@
+package speaker
+
+import (
+	"fmt"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// metrics are the speaker's own series; layer 2 packet counters belong to
+// package layer2.
+type metrics struct {
+	announced *prometheus.GaugeVec
+	// current remembers the label sets set to 1, so that a pass deletes
+	// exactly the series that stopped being true instead of resetting all
+	// (a scrape between a reset and the refill would see nothing).
+	current map[[4]string]bool
+	live    prometheus.Gauge
+}
+
+func newMetrics(reg prometheus.Registerer) (*metrics, error) {
+	m := &metrics{
+		announced: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "metallb_speaker_announced",
+			Help: "Services announced from this node: 1 per service, protocol, node and IP.",
+		}, []string{"service", "protocol", "node", "ip"}),
+		live: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "keeperlb_speaker_live_members",
+			Help: "Speakers this one sees alive, itself included.",
+		}),
+		current: map[[4]string]bool{},
+	}
+	if reg != nil {
+		for _, c := range []prometheus.Collector{m.announced, m.live} {
+			if err := reg.Register(c); err != nil {
+				return nil, fmt.Errorf("registering speaker metrics: %w", err)
+			}
+		}
+	}
+	return m, nil
+}
+
+// setAnnounced makes the announced series equal to want.
+func (m *metrics) setAnnounced(want map[[4]string]bool) {
+	for k := range m.current {
+		if !want[k] {
+			m.announced.DeleteLabelValues(k[:]...)
+		}
+	}
+	for k := range want {
+		m.announced.WithLabelValues(k[:]...).Set(1)
+	}
+	m.current = want
+}

@@ -1,0 +1,214 @@
+package speaker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"reflect"
+	"slices"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	"k8s.io/client-go/tools/events"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	"github.com/keeperlb/keeperlb/api/v1beta1"
+	"github.com/keeperlb/keeperlb/api/v1beta2"
+	"github.com/keeperlb/keeperlb/internal/config"
+	"github.com/keeperlb/keeperlb/internal/election"
+	"github.com/keeperlb/keeperlb/internal/layer2"
+	"github.com/keeperlb/keeperlb/internal/membership"
+)
+
+// announcer is the layer 2 data plane (package layer2); an interface so that
+// the reconciler's unit tests can watch what it is told.
+type announcer interface {
+	Set(owned []layer2.Announcement) error
+}
+
+// liveness is the membership detector as the reconciler uses it.
+type liveness interface {
+	SetPeers([]membership.Peer)
+	Live() []string
+	Ready() bool
+}
+
+// reconciler computes, on every pass and from scratch, what this node must
+// announce and makes the data plane and the status objects match. Every
+// trigger (a Service, an EndpointSlice, a Node, a config object, a change of
+// live speakers) maps to the same single request, so passes never overlap
+// and a burst of changes costs one pass.
+type reconciler struct {
+	client     client.Client
+	namespace  string
+	node       string
+	lbClass    string
+	live       liveness
+	l2         announcer
+	interfaces func() ([]layer2.Interface, error)
+	metrics    *metrics
+	events     events.EventRecorder
+	log        *slog.Logger
+
+	cfg        *config.Config // last configuration that parsed
+	cfgErr     string         // last parse error logged, to log each once
+	announcing map[string]bool
+}
+
+// Reconcile implements reconcile.Reconciler.
+func (r *reconciler) Reconcile(ctx context.Context, _ reconcile.Request) (reconcile.Result, error) {
+	var nodes corev1.NodeList
+	if err := r.client.List(ctx, &nodes); err != nil {
+		return reconcile.Result{}, fmt.Errorf("listing Nodes: %w", err)
+	}
+	// Peers first: heartbeats are only accepted from known nodes, and
+	// readiness counts from the moment they are known.
+	r.live.SetPeers(memberPeers(nodes.Items))
+	if !r.live.Ready() {
+		// The detector signals when it becomes ready; this is a backstop.
+		return reconcile.Result{RequeueAfter: 100 * time.Millisecond}, nil
+	}
+	live := r.live.Live()
+	r.metrics.live.Set(float64(len(live)))
+
+	r.loadConfig(ctx)
+	var svcs corev1.ServiceList
+	if err := r.client.List(ctx, &svcs); err != nil {
+		return reconcile.Result{}, fmt.Errorf("listing Services: %w", err)
+	}
+	var eps discoveryv1.EndpointSliceList
+	if err := r.client.List(ctx, &eps); err != nil {
+		return reconcile.Result{}, fmt.Errorf("listing EndpointSlices: %w", err)
+	}
+	res := election.L2(election.L2Input{
+		Config:   r.cfg,
+		Nodes:    electionNodes(nodes.Items),
+		Live:     live,
+		Services: electionServices(svcs.Items, servingEndpoints(eps.Items), r.lbClass),
+	})
+	mine := res.For(r.node)
+
+	// The data plane first: a takeover must not wait for API writes.
+	owned, statuses, err := r.announce(mine)
+	if err != nil {
+		return reconcile.Result{}, err
+	}
+	r.report(svcs.Items, owned)
+	if err := syncL2Statuses(ctx, r.client, r.namespace, r.node, statuses, live); err != nil {
+		return reconcile.Result{}, err
+	}
+	return reconcile.Result{}, nil
+}
+
+// announce hands this node's announcements to the layer 2 data plane and
+// returns them per Service (for metrics and Events) and the statuses to
+// write.
+func (r *reconciler) announce(mine []election.Announcement) (map[string][]netip.Addr, map[string]l2Status, error) {
+	sys, err := r.interfaces()
+	if err != nil {
+		return nil, nil, fmt.Errorf("listing network interfaces: %w", err)
+	}
+	owned := map[string][]netip.Addr{}
+	statuses := map[string]l2Status{}
+	var set []layer2.Announcement
+	for _, a := range mine {
+		ifs := layer2.Eligible(sys, a.Interfaces)
+		if len(ifs) == 0 {
+			r.log.Warn("elected to announce but no eligible interface", "ip", a.IP, "allowed", a.Interfaces)
+			continue
+		}
+		set = append(set, layer2.Announcement{IP: a.IP, Interfaces: ifs})
+		for _, s := range a.Services {
+			owned[s] = append(owned[s], a.IP)
+			st := statuses[s]
+			st.service = s
+			st.interfaces = mergeSorted(st.interfaces, ifs)
+			statuses[s] = st
+		}
+	}
+	if err := r.l2.Set(set); err != nil {
+		return nil, nil, fmt.Errorf("announcing over layer 2: %w", err)
+	}
+	return owned, statuses, nil
+}
+
+// report updates the announced metric and emits an Event on each Service
+// this node starts announcing, as MetalLB does ("nodeAssigned").
+func (r *reconciler) report(svcs []corev1.Service, owned map[string][]netip.Addr) {
+	want := map[[4]string]bool{}
+	for svc, ips := range owned {
+		for _, ip := range ips {
+			want[[4]string{svc, "layer2", r.node, ip.String()}] = true
+		}
+	}
+	r.metrics.setAnnounced(want)
+
+	next := make(map[string]bool, len(owned))
+	for i := range svcs {
+		s := &svcs[i]
+		key := s.Namespace + "/" + s.Name
+		if _, ok := owned[key]; !ok {
+			continue
+		}
+		next[key] = true
+		if !r.announcing[key] && r.events != nil {
+			r.events.Eventf(s, nil, corev1.EventTypeNormal, "nodeAssigned", "Announce",
+				"announcing from node %q with protocol %q", r.node, "layer2")
+		}
+	}
+	r.announcing = next
+}
+
+// loadConfig parses the configuration objects. A configuration that does not
+// parse leaves the last good one in force: announcements continue as they
+// were (the controller reports the errors on the objects).
+func (r *reconciler) loadConfig(ctx context.Context) {
+	res, err := listConfig(ctx, r.client, r.namespace)
+	if err == nil {
+		var cfg *config.Config
+		if cfg, err = config.Parse(res); err == nil {
+			if r.cfgErr != "" || r.cfg == nil || !reflect.DeepEqual(cfg, r.cfg) {
+				r.log.Info("configuration loaded", "pools", len(cfg.Pools), "l2Advertisements", len(cfg.L2Advertisements))
+			}
+			r.cfg, r.cfgErr = cfg, ""
+			return
+		}
+	}
+	if msg := err.Error(); msg != r.cfgErr {
+		r.cfgErr = msg
+		r.log.Warn("configuration rejected; keeping the last good one", "err", err)
+	}
+}
+
+// listConfig reads every configuration object of the install namespace.
+func listConfig(ctx context.Context, c client.Client, ns string) (config.Resources, error) {
+	res := config.Resources{Namespace: ns}
+	var (
+		pools   v1beta1.IPAddressPoolList
+		l2      v1beta1.L2AdvertisementList
+		bgp     v1beta1.BGPAdvertisementList
+		peers   v1beta2.BGPPeerList
+		bfd     v1beta1.BFDProfileList
+		comms   v1beta1.CommunityList
+		secrets corev1.SecretList
+	)
+	var errs []error
+	for _, l := range []client.ObjectList{&pools, &l2, &bgp, &peers, &bfd, &comms, &secrets} {
+		if err := c.List(ctx, l, client.InNamespace(ns)); err != nil {
+			errs = append(errs, fmt.Errorf("listing %T: %w", l, err))
+		}
+	}
+	res.Pools, res.L2Advs, res.BGPAdvs, res.Peers = pools.Items, l2.Items, bgp.Items, peers.Items
+	res.BFDProfiles, res.Communities, res.Secrets = bfd.Items, comms.Items, secrets.Items
+	return res, errors.Join(errs...)
+}
+
+func mergeSorted(a, b []string) []string {
+	out := append(slices.Clone(a), b...)
+	slices.Sort(out)
+	return slices.Compact(out)
+}

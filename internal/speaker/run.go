@@ -1,0 +1,277 @@
+// Package speaker is KeeperLB's speaker, the DaemonSet process on every node
+// that makes the outside network send a Service IP's traffic to the cluster.
+//
+// It is an adapter: package election decides who announces what, package
+// membership says which speakers are alive, package layer2 answers ARP and
+// NDP. What lives here is watching the cluster, feeding those packages and
+// reporting (ServiceL2Status objects, Events, metrics).
+package speaker
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+
+	"github.com/go-logr/logr"
+	"github.com/prometheus/client_golang/prometheus"
+	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/apimachinery/pkg/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/util/workqueue"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	ctrlconfig "sigs.k8s.io/controller-runtime/pkg/config"
+	ctrlcontroller "sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/healthz"
+	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/manager"
+	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+	"sigs.k8s.io/controller-runtime/pkg/source"
+
+	"github.com/keeperlb/keeperlb/api/v1beta1"
+	"github.com/keeperlb/keeperlb/api/v1beta2"
+	"github.com/keeperlb/keeperlb/internal/layer2"
+	"github.com/keeperlb/keeperlb/internal/membership"
+)
+
+// MemberKeyEnv names the environment variable holding the key that
+// authenticates liveness heartbeats. It is MetalLB's name for its memberlist
+// secret, so an existing DaemonSet spec keeps working.
+const MemberKeyEnv = "METALLB_ML_SECRET_KEY"
+
+// Options configures the speaker.
+type Options struct {
+	// NodeName is this node's name; the speaker's identity.
+	NodeName string
+	// Namespace is the install namespace, where configuration objects and
+	// ServiceL2Status objects live.
+	Namespace string
+	// LBClass selects Services by spec.loadBalancerClass, as the
+	// controller's flag does.
+	LBClass string
+	// MetricsAddr and HealthAddr are the listen addresses of the Prometheus
+	// and health endpoints; "0" disables one.
+	MetricsAddr, HealthAddr string
+	// Liveness configures the heartbeats; Node is filled from NodeName.
+	Liveness membership.Options
+	// Layer2 configures the ARP/NDP announcer.
+	Layer2 layer2.Options
+	// Registry receives the metrics; nil means controller-runtime's
+	// registry, which the metrics server exposes.
+	Registry prometheus.Registerer
+	// SkipNameValidation allows several speakers in one process (tests).
+	SkipNameValidation bool
+}
+
+// DefaultOptions returns the options used when no flag is given.
+func DefaultOptions() Options {
+	node := os.Getenv("NODE_NAME")
+	if node == "" {
+		node = os.Getenv("METALLB_NODE_NAME")
+	}
+	return Options{
+		NodeName:    node,
+		Namespace:   "metallb-system",
+		MetricsAddr: ":7472",
+		HealthAddr:  ":7473",
+		Liveness:    membership.DefaultOptions(node),
+		Layer2:      layer2.Options{},
+	}
+}
+
+// BindFlags registers the options as command-line flags.
+func (o *Options) BindFlags(fs *flag.FlagSet) {
+	fs.StringVar(&o.NodeName, "node-name", o.NodeName, "this node's name (default $NODE_NAME, else $METALLB_NODE_NAME)")
+	fs.StringVar(&o.Namespace, "namespace", o.Namespace, "install namespace: configuration and status objects live there")
+	fs.StringVar(&o.LBClass, "lb-class", o.LBClass, "announce only Services with this spec.loadBalancerClass (empty: Services without a class)")
+	fs.StringVar(&o.MetricsAddr, "metrics-bind-address", o.MetricsAddr, "address of the Prometheus endpoint (0 disables)")
+	fs.StringVar(&o.HealthAddr, "health-probe-bind-address", o.HealthAddr, "address of /healthz and /readyz (0 disables)")
+	fs.IntVar(&o.Liveness.Port, "liveness-port", o.Liveness.Port, "UDP port of the speakers' heartbeats")
+	fs.DurationVar(&o.Liveness.Interval, "liveness-interval", o.Liveness.Interval, "time between two heartbeats to each speaker")
+	fs.DurationVar(&o.Liveness.Timeout, "liveness-timeout", o.Liveness.Timeout, "silence after which a speaker counts as dead; failover takes about this long")
+}
+
+// NewScheme returns a scheme holding the core kinds and every metallb.io kind.
+func NewScheme() (*runtime.Scheme, error) {
+	s := runtime.NewScheme()
+	for _, add := range []func(*runtime.Scheme) error{clientgoscheme.AddToScheme, v1beta1.AddToScheme, v1beta2.AddToScheme} {
+		if err := add(s); err != nil {
+			return nil, fmt.Errorf("building scheme: %w", err)
+		}
+	}
+	return s, nil
+}
+
+// The speaker's permissions; `make generate` turns them into
+// config/rbac/speaker.
+//
+// +kubebuilder:rbac:groups="",resources=services;nodes;namespaces,verbs=get;list;watch
+// +kubebuilder:rbac:groups=discovery.k8s.io,resources=endpointslices,verbs=get;list;watch
+// +kubebuilder:rbac:groups="";events.k8s.io,resources=events,verbs=create;patch;update
+// +kubebuilder:rbac:groups=metallb.io,resources=ipaddresspools;l2advertisements;bgpadvertisements;bgppeers;bfdprofiles;communities,verbs=get;list;watch
+// +kubebuilder:rbac:groups=metallb.io,resources=servicel2statuses;servicebgpstatuses,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups=metallb.io,resources=servicel2statuses/status;servicebgpstatuses/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups="",namespace=metallb-system,resources=secrets,verbs=get;list;watch
+
+// Run runs the speaker until ctx ends.
+func Run(ctx context.Context, restCfg *rest.Config, opts Options, log *slog.Logger) error {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	if opts.NodeName == "" {
+		return fmt.Errorf("the node name is not set: pass --node-name or set $NODE_NAME (in a DaemonSet, from fieldRef spec.nodeName)")
+	}
+	log = log.With("node", opts.NodeName)
+	lr := logr.FromSlogHandler(log.Handler())
+	ctrllog.SetLogger(lr)
+
+	cfg := rest.CopyConfig(restCfg)
+	cfg.UserAgent = "keeperlb-speaker"
+	scheme, err := NewScheme()
+	if err != nil {
+		return err
+	}
+	reg := opts.Registry
+	if reg == nil {
+		reg = ctrlmetrics.Registry
+	}
+	m, err := newMetrics(reg)
+	if err != nil {
+		return err
+	}
+
+	inNamespace := cache.ByObject{Namespaces: map[string]cache.Config{opts.Namespace: {}}}
+	mgr, err := manager.New(cfg, manager.Options{
+		Scheme: scheme,
+		Logger: lr,
+		Cache: cache.Options{
+			DefaultTransform: trimForCache,
+			ByObject: map[client.Object]cache.ByObject{
+				&corev1.Secret{}:            inNamespace,
+				&v1beta1.IPAddressPool{}:    inNamespace,
+				&v1beta1.L2Advertisement{}:  inNamespace,
+				&v1beta1.BGPAdvertisement{}: inNamespace,
+				&v1beta2.BGPPeer{}:          inNamespace,
+				&v1beta1.BFDProfile{}:       inNamespace,
+				&v1beta1.Community{}:        inNamespace,
+				&v1beta1.ServiceL2Status{}:  inNamespace,
+			},
+		},
+		Metrics:                metricsserver.Options{BindAddress: opts.MetricsAddr},
+		HealthProbeBindAddress: opts.HealthAddr,
+		Controller:             ctrlconfig.Controller{SkipNameValidation: &opts.SkipNameValidation},
+	})
+	if err != nil {
+		return fmt.Errorf("creating manager: %w", err)
+	}
+	if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {
+		return fmt.Errorf("adding health check: %w", err)
+	}
+
+	lopts := opts.Liveness
+	lopts.Node = opts.NodeName
+	if lopts.Key == nil {
+		lopts.Key = []byte(os.Getenv(MemberKeyEnv))
+	}
+	if len(lopts.Key) == 0 {
+		log.Warn("no heartbeat key: set $" + MemberKeyEnv + " (the memberlist secret) so that nobody can forge speaker liveness")
+	}
+	det, err := membership.New(log.With("component", "membership"), lopts)
+	if err != nil {
+		return err
+	}
+	if err := mgr.Add(manager.RunnableFunc(det.Run)); err != nil {
+		det.Close()
+		return fmt.Errorf("adding membership: %w", err)
+	}
+	ann, err := layer2.New(log.With("component", "layer2"), reg, opts.Layer2)
+	if err != nil {
+		return fmt.Errorf("starting the layer 2 announcer: %w", err)
+	}
+	defer ann.Close()
+	if err := mgr.AddReadyzCheck("membership", func(*http.Request) error {
+		if !det.Ready() {
+			return errors.New("still learning which speakers are alive")
+		}
+		return nil
+	}); err != nil {
+		return fmt.Errorf("adding ready check: %w", err)
+	}
+
+	r := &reconciler{
+		client:     mgr.GetClient(),
+		namespace:  opts.Namespace,
+		node:       opts.NodeName,
+		lbClass:    opts.LBClass,
+		live:       det,
+		l2:         ann,
+		interfaces: layer2.SystemInterfaces,
+		metrics:    m,
+		events:     mgr.GetEventRecorder("keeperlb-speaker"),
+		log:        log.With("component", "speaker"),
+	}
+	all := handler.EnqueueRequestsFromMapFunc(func(context.Context, client.Object) []reconcile.Request {
+		return []reconcile.Request{{}}
+	})
+	b := ctrl.NewControllerManagedBy(mgr).Named("speaker").
+		WithOptions(ctrlcontroller.Options{MaxConcurrentReconciles: 1}).
+		WatchesRawSource(source.Func(func(ctx context.Context, q ctrlQueue) error {
+			go func() {
+				for {
+					select {
+					case <-ctx.Done():
+						return
+					case <-det.Changes():
+						q.Add(reconcile.Request{})
+					}
+				}
+			}()
+			return nil
+		}))
+	for _, obj := range []client.Object{
+		&corev1.Service{}, &discoveryv1.EndpointSlice{}, &corev1.Node{}, &corev1.Secret{},
+		&v1beta1.IPAddressPool{}, &v1beta1.L2Advertisement{}, &v1beta1.BGPAdvertisement{},
+		&v1beta2.BGPPeer{}, &v1beta1.BFDProfile{}, &v1beta1.Community{}, &v1beta1.ServiceL2Status{},
+	} {
+		b = b.Watches(obj, all)
+	}
+	if err := b.Complete(r); err != nil {
+		return fmt.Errorf("creating speaker controller: %w", err)
+	}
+
+	log.Info("starting speaker", "namespace", opts.Namespace, "lbClass", opts.LBClass,
+		"livenessPort", lopts.Port, "livenessTimeout", lopts.Timeout)
+	if err := mgr.Start(ctx); err != nil {
+		return fmt.Errorf("running manager: %w", err)
+	}
+	return nil
+}
+
+// ctrlQueue is the queue type controller-runtime hands to raw sources.
+type ctrlQueue = workqueue.TypedRateLimitingInterface[reconcile.Request]
+
+// trimForCache drops what the speaker never reads (managed fields, the
+// last-applied annotation) before objects enter the cache.
+func trimForCache(obj any) (any, error) {
+	if m, err := meta.Accessor(obj); err == nil {
+		m.SetManagedFields(nil)
+		if a := m.GetAnnotations(); a != nil {
+			if _, ok := a[corev1.LastAppliedConfigAnnotation]; ok {
+				delete(a, corev1.LastAppliedConfigAnnotation)
+				m.SetAnnotations(a)
+			}
+		}
+	}
+	return obj, nil
+}
