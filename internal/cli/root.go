@@ -41,6 +41,7 @@ func NewRoot(out io.Writer) *cobra.Command {
 		newApplyCmd(g),
 		newValidateCmd(g),
 		newDemoCmd(g),
+		newLabCmd(g),
 	)
 	return root
 }
