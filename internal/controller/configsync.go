@@ -20,8 +20,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	"github.com/keeperlb/keeperlb/api/v1beta1"
-	"github.com/keeperlb/keeperlb/api/v1beta2"
 	"github.com/keeperlb/keeperlb/internal/config"
+	"github.com/keeperlb/keeperlb/internal/configread"
 )
 
 // ConfigurationStateName is the name of the ConfigurationState object in which
@@ -93,49 +93,18 @@ func (c *configSync) sync(ctx context.Context) ([]string, error) {
 	return affected, c.writeState(ctx, v1beta1.ConfigurationResultValid, "")
 }
 
-// resources lists every configuration object of the install namespace. It
+// resources lists every configuration object of the install namespace,
+// through the same reader as the admission webhook (internal/configread). It
 // also returns them by "Kind/name", to attach Events to rejected ones.
 func (c *configSync) resources(ctx context.Context) (config.Resources, map[string]client.Object, error) {
-	res := config.Resources{Namespace: c.namespace}
-	in := client.InNamespace(c.namespace)
-	var (
-		pools  v1beta1.IPAddressPoolList
-		l2     v1beta1.L2AdvertisementList
-		bgp    v1beta1.BGPAdvertisementList
-		peers  v1beta2.BGPPeerList
-		bfd    v1beta1.BFDProfileList
-		comms  v1beta1.CommunityList
-		secret corev1.SecretList
-	)
-	for _, l := range []client.ObjectList{&pools, &l2, &bgp, &peers, &bfd, &comms, &secret} {
-		if err := c.client.List(ctx, l, in); err != nil {
-			return res, nil, fmt.Errorf("listing %T: %w", l, err)
-		}
+	res, err := configread.Read(ctx, c.client, c.namespace)
+	if err != nil {
+		return res, nil, err
 	}
-	res.Pools, res.L2Advs, res.BGPAdvs, res.Peers = pools.Items, l2.Items, bgp.Items, peers.Items
-	res.BFDProfiles, res.Communities, res.Secrets = bfd.Items, comms.Items, secret.Items
-
-	objects := map[string]client.Object{}
-	add := func(kind string, o client.Object) { objects[kind+"/"+o.GetName()] = o }
-	for i := range pools.Items {
-		add("IPAddressPool", &pools.Items[i])
+	if err := configread.ListSecrets(ctx, c.client, &res); err != nil {
+		return res, nil, err
 	}
-	for i := range l2.Items {
-		add("L2Advertisement", &l2.Items[i])
-	}
-	for i := range bgp.Items {
-		add("BGPAdvertisement", &bgp.Items[i])
-	}
-	for i := range peers.Items {
-		add("BGPPeer", &peers.Items[i])
-	}
-	for i := range bfd.Items {
-		add("BFDProfile", &bfd.Items[i])
-	}
-	for i := range comms.Items {
-		add("Community", &comms.Items[i])
-	}
-	return res, objects, nil
+	return res, configread.Index(&res), nil
 }
 
 // reportInvalid records one Warning Event per rejected object, listing every
