@@ -125,6 +125,9 @@ func newEnv(t *testing.T) *env {
 	e.opts.Registry = prometheus.NewRegistry()
 	e.opts.SkipNameValidation = true
 	e.opts.PoolStatusInterval = 100 * time.Millisecond
+	// The webhooks have their own tests (internal/webhook); here they would
+	// only compete for a port.
+	e.opts.Webhook.Disable = true
 	return e
 }
 

@@ -43,6 +43,7 @@ import (
 
 	"github.com/keeperlb/keeperlb/api/v1beta1"
 	"github.com/keeperlb/keeperlb/api/v1beta2"
+	"github.com/keeperlb/keeperlb/internal/webhook"
 )
 
 // Options configures the controller. BindFlags fills it from the command
@@ -92,6 +93,10 @@ type Options struct {
 	Registry prometheus.Registerer
 	// SkipNameValidation allows several controllers in one process (tests).
 	SkipNameValidation bool
+
+	// Webhook configures the admission and conversion webhooks the
+	// controller serves (internal/webhook).
+	Webhook webhook.Options
 }
 
 // DefaultOptions returns the options used when no flag is given.
@@ -110,6 +115,7 @@ func DefaultOptions() Options {
 		Burst:              0,
 		PoolStatusInterval: time.Second,
 		GCPercent:          40,
+		Webhook:            webhook.DefaultOptions(),
 	}
 }
 
@@ -136,6 +142,7 @@ func (o *Options) BindFlags(fs *flag.FlagSet) {
 	fs.IntVar(&o.GCPercent, "gc-percent", o.GCPercent, "Go GC target percentage, used when $GOGC is unset")
 	fs.BoolVar(&o.WatchList, "watch-list", o.WatchList, "stream informers' initial state instead of listing it (client-go WatchListClient)")
 	fs.DurationVar(&o.PoolStatusInterval, "pool-status-interval", o.PoolStatusInterval, "least time between two IPAddressPool status writes")
+	o.Webhook.BindFlags(fs)
 }
 
 // NewScheme returns a scheme holding the core kinds and every metallb.io kind.
@@ -159,7 +166,9 @@ func NewScheme() (*runtime.Scheme, error) {
 // +kubebuilder:rbac:groups=metallb.io,resources=ipaddresspools/status,verbs=get;patch
 // +kubebuilder:rbac:groups=metallb.io,resources=configurationstates,verbs=get;list;watch;create
 // +kubebuilder:rbac:groups=metallb.io,resources=configurationstates/status,verbs=get;patch
-// +kubebuilder:rbac:groups="",namespace=metallb-system,resources=secrets,verbs=get;list;watch
+// +kubebuilder:rbac:groups="",namespace=metallb-system,resources=secrets,verbs=get;list;watch;create;update
+// +kubebuilder:rbac:groups=admissionregistration.k8s.io,resources=validatingwebhookconfigurations,resourceNames=keeperlb-webhook-configuration,verbs=get;update
+// +kubebuilder:rbac:groups=apiextensions.k8s.io,resources=customresourcedefinitions,resourceNames=bgppeers.metallb.io,verbs=get;update
 // +kubebuilder:rbac:groups=coordination.k8s.io,namespace=metallb-system,resources=leases,verbs=get;create;update
 
 // Run runs the controller until ctx ends.
@@ -243,6 +252,11 @@ func Run(ctx context.Context, restCfg *rest.Config, opts Options, log *slog.Logg
 	if err := mgr.AddReadyzCheck("ping", healthz.Ping); err != nil {
 		return fmt.Errorf("adding ready check: %w", err)
 	}
+	// Every replica serves the webhooks; only the leader rotates their
+	// certificate.
+	if err := webhook.Setup(mgr, cfg, opts.Namespace, opts.Webhook, log); err != nil {
+		return fmt.Errorf("setting up webhooks: %w", err)
+	}
 
 	// Services are not in controller-runtime's cache: a dedicated informer
 	// keeps a compact view of each (see serviceView).
@@ -299,7 +313,7 @@ func Run(ctx context.Context, restCfg *rest.Config, opts Options, log *slog.Logg
 		return fmt.Errorf("creating config controller: %w", err)
 	}
 
-	log.Info("starting controller", "namespace", opts.Namespace, "lbClass", opts.LBClass, "workers", opts.Workers, "leaderElect", opts.LeaderElect)
+	log.Info("starting controller", "namespace", opts.Namespace, "lbClass", opts.LBClass, "workers", opts.Workers, "leaderElect", opts.LeaderElect, "webhooks", !opts.Webhook.Disable)
 	if err := mgr.Start(ctx); err != nil {
 		return fmt.Errorf("running manager: %w", err)
 	}
