@@ -1,0 +1,540 @@
+package install
+
+import (
+	"errors"
+	"fmt"
+	"reflect"
+	"slices"
+
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/util/intstr"
+
+	"github.com/keeperlb/keeperlb/internal/webhook"
+)
+
+// Fixed object names, shared with the binaries' flag defaults
+// (notes/interfaces.md).
+const (
+	ControllerName       = "keeperlb-controller"
+	SpeakerName          = "keeperlb-speaker"
+	WebhookServiceName   = "keeperlb-webhook-service"
+	WebhookConfigName    = "keeperlb-webhook-configuration"
+	MemberlistSecretName = "keeperlb-memberlist"
+	MemberlistSecretKey  = "secretkey"
+	BGPPeerCRDName       = "bgppeers.metallb.io"
+
+	MetricsPort    = 7472
+	HealthPort     = 7473
+	WebhookPort    = 9443
+	WebhookCertDir = "/tmp/k8s-webhook-server/serving-certs"
+)
+
+// Want is what an install must contain; Check compares objects with it.
+type Want struct {
+	// Namespace is the install namespace.
+	Namespace string
+	// ControllerReplicas is the controller Deployment's replica count.
+	ControllerReplicas int32
+	// MemberlistSecret is the Secret the speaker's heartbeat key comes
+	// from; empty means MemberlistSecretName.
+	MemberlistSecret string
+	// ExternalMemberlistSecret says the Secret is not part of the install
+	// (the user created it).
+	ExternalMemberlistSecret bool
+	// Webhook says the webhooks are on: their Service, the
+	// ValidatingWebhookConfiguration and the BGPPeer conversion must be
+	// there, and are checked against internal/webhook.
+	Webhook bool
+	// ServiceMonitors says the Prometheus Operator ServiceMonitors must be
+	// there; otherwise there must be none.
+	ServiceMonitors bool
+	// CRDs are the generated CustomResourceDefinitions (config/crd); each
+	// must be installed with its versions unchanged.
+	CRDs []*apiextensionsv1.CustomResourceDefinition
+	// RBAC holds the generated roles (config/rbac/*/role.yaml); the
+	// install must grant exactly their rules, bound to the components'
+	// ServiceAccounts.
+	RBAC []*unstructured.Unstructured
+}
+
+// Check holds the install policy. It returns every way objs differ from
+// want, each naming the object and field, joined; nil means none.
+func Check(objs []*unstructured.Unstructured, want Want) error {
+	c := &checker{objs: objs, want: want}
+	if c.want.MemberlistSecret == "" {
+		c.want.MemberlistSecret = MemberlistSecretName
+	}
+	c.namespaces()
+	c.crds()
+	c.rbac()
+	ctrl := c.controller()
+	spk := c.speaker()
+	c.metricsServices(ctrl, spk)
+	c.webhook(ctrl)
+	c.serviceMonitors()
+	return errors.Join(c.errs...)
+}
+
+type checker struct {
+	objs []*unstructured.Unstructured
+	want Want
+	errs []error
+}
+
+func (c *checker) fail(obj, format string, args ...any) {
+	c.errs = append(c.errs, fmt.Errorf("%s: %s", obj, fmt.Sprintf(format, args...)))
+}
+
+// get finds kind/name and decodes it into out; a missing object is a
+// failure.
+func (c *checker) get(kind, name string, out any) bool {
+	u := Find(c.objs, kind, name)
+	if u == nil {
+		c.fail(kind+" "+name, "missing")
+		return false
+	}
+	if err := runtime.DefaultUnstructuredConverter.FromUnstructuredWithValidation(u.Object, out, true); err != nil {
+		c.fail(kind+" "+name, "does not decode: %v", err)
+		return false
+	}
+	return true
+}
+
+// clusterScoped lists the kinds an install may have outside its
+// namespace.
+var clusterScoped = map[string]bool{
+	"Namespace": true, "CustomResourceDefinition": true, "ClusterRole": true,
+	"ClusterRoleBinding": true, "ValidatingWebhookConfiguration": true,
+}
+
+func (c *checker) namespaces() {
+	for _, o := range c.objs {
+		ns := o.GetNamespace()
+		switch {
+		case clusterScoped[o.GetKind()] && ns != "":
+			c.fail(o.GetKind()+" "+o.GetName(), "cluster-scoped but names namespace %q", ns)
+		case !clusterScoped[o.GetKind()] && ns != c.want.Namespace:
+			c.fail(o.GetKind()+" "+o.GetName(), "namespace is %q, want the install namespace %q", ns, c.want.Namespace)
+		}
+	}
+}
+
+func (c *checker) crds() {
+	for _, gen := range c.want.CRDs {
+		var got apiextensionsv1.CustomResourceDefinition
+		if !c.get("CustomResourceDefinition", gen.Name, &got) {
+			continue
+		}
+		what := "CustomResourceDefinition " + gen.Name
+		if !reflect.DeepEqual(got.Spec.Versions, gen.Spec.Versions) || got.Spec.Group != gen.Spec.Group || !reflect.DeepEqual(got.Spec.Names, gen.Spec.Names) || got.Spec.Scope != gen.Spec.Scope {
+			c.fail(what, "spec differs from the generated config/crd/bases (regenerate, or fix the overlay)")
+		}
+		conv := got.Spec.Conversion
+		if gen.Name != BGPPeerCRDName || !c.want.Webhook {
+			if conv != nil && conv.Strategy != apiextensionsv1.NoneConverter {
+				c.fail(what, "spec.conversion.strategy is %s, want None", conv.Strategy)
+			}
+			continue
+		}
+		if conv == nil || conv.Strategy != apiextensionsv1.WebhookConverter || conv.Webhook == nil || conv.Webhook.ClientConfig == nil || conv.Webhook.ClientConfig.Service == nil {
+			c.fail(what, "spec.conversion must be a Webhook served by Service %s", WebhookServiceName)
+			continue
+		}
+		svc := conv.Webhook.ClientConfig.Service
+		if svc.Name != WebhookServiceName || svc.Namespace != c.want.Namespace || svc.Path == nil || *svc.Path != webhook.ConvertPath {
+			c.fail(what, "conversion webhook is %s/%s%s, want %s/%s%s", svc.Namespace, svc.Name, deref(svc.Path), c.want.Namespace, WebhookServiceName, webhook.ConvertPath)
+		}
+		if svc.Port != nil && *svc.Port != 443 {
+			c.fail(what, "conversion webhook port is %d, want 443", *svc.Port)
+		}
+		if !slices.Equal(conv.Webhook.ConversionReviewVersions, []string{"v1"}) {
+			c.fail(what, "conversionReviewVersions is %v, want [v1]", conv.Webhook.ConversionReviewVersions)
+		}
+		if len(conv.Webhook.ClientConfig.CABundle) > 0 {
+			c.fail(what, "the manifest sets a caBundle; the controller injects it, and an applied one would fight it")
+		}
+	}
+}
+
+func (c *checker) rbac() {
+	for _, gen := range c.want.RBAC {
+		what := gen.GetKind() + " " + gen.GetName()
+		// Role and ClusterRole share the fields compared here.
+		var genRole, got rbacv1.ClusterRole
+		if err := runtime.DefaultUnstructuredConverter.FromUnstructured(gen.Object, &genRole); err != nil {
+			c.fail(what, "generated role does not decode: %v", err)
+			continue
+		}
+		if !c.get(gen.GetKind(), gen.GetName(), &got) {
+			continue
+		}
+		if !reflect.DeepEqual(got.Rules, genRole.Rules) {
+			c.fail(what, "rules differ from the generated config/rbac (least privilege is what the markers ask for, no more)")
+		}
+		// The component's ServiceAccount must be bound to it.
+		sa := gen.GetName()
+		if !c.get("ServiceAccount", sa, &corev1.ServiceAccount{}) {
+			continue
+		}
+		var b rbacv1.ClusterRoleBinding
+		if !c.get(gen.GetKind()+"Binding", gen.GetName(), &b) {
+			continue
+		}
+		if b.RoleRef.Kind != gen.GetKind() || b.RoleRef.Name != gen.GetName() {
+			c.fail(gen.GetKind()+"Binding "+b.Name, "binds %s %s, want %s", b.RoleRef.Kind, b.RoleRef.Name, what)
+		}
+		wantSubject := rbacv1.Subject{Kind: "ServiceAccount", Name: sa, Namespace: c.want.Namespace}
+		if !slices.Equal(b.Subjects, []rbacv1.Subject{wantSubject}) {
+			c.fail(gen.GetKind()+"Binding "+b.Name, "subjects are %v, want only ServiceAccount %s/%s", b.Subjects, c.want.Namespace, sa)
+		}
+	}
+}
+
+// podChecks are the rules every KeeperLB container follows.
+func (c *checker) container(what string, pod *corev1.PodSpec, ct *corev1.Container) {
+	sc := ct.SecurityContext
+	if sc == nil {
+		c.fail(what, "container %s has no securityContext", ct.Name)
+		return
+	}
+	if sc.Privileged != nil && *sc.Privileged {
+		c.fail(what, "container %s is privileged", ct.Name)
+	}
+	if sc.AllowPrivilegeEscalation == nil || *sc.AllowPrivilegeEscalation {
+		c.fail(what, "container %s must set allowPrivilegeEscalation: false", ct.Name)
+	}
+	if sc.ReadOnlyRootFilesystem == nil || !*sc.ReadOnlyRootFilesystem {
+		c.fail(what, "container %s must set readOnlyRootFilesystem: true", ct.Name)
+	}
+	if sc.Capabilities == nil || !slices.Equal(sc.Capabilities.Drop, []corev1.Capability{"ALL"}) {
+		c.fail(what, "container %s must drop ALL capabilities", ct.Name)
+	}
+	seccomp := sc.SeccompProfile
+	if seccomp == nil && pod.SecurityContext != nil {
+		seccomp = pod.SecurityContext.SeccompProfile
+	}
+	if seccomp == nil || seccomp.Type != corev1.SeccompProfileTypeRuntimeDefault {
+		c.fail(what, "container %s must run with the RuntimeDefault seccomp profile", ct.Name)
+	}
+	if pod.HostPID || pod.HostIPC {
+		c.fail(what, "pod shares the host PID or IPC namespace")
+	}
+	c.probe(what, ct, ct.LivenessProbe, "livenessProbe", "/healthz")
+	c.probe(what, ct, ct.ReadinessProbe, "readinessProbe", "/readyz")
+	if port(ct, "metrics") == 0 {
+		c.fail(what, "container %s has no port named metrics", ct.Name)
+	}
+}
+
+func (c *checker) probe(what string, ct *corev1.Container, p *corev1.Probe, field, path string) {
+	if p == nil || p.HTTPGet == nil {
+		c.fail(what, "container %s: %s must be an httpGet of %s", ct.Name, field, path)
+		return
+	}
+	if p.HTTPGet.Path != path {
+		c.fail(what, "container %s: %s path is %s, want %s", ct.Name, field, p.HTTPGet.Path, path)
+	}
+	if resolvePort(ct, p.HTTPGet.Port) != port(ct, "health") || port(ct, "health") == 0 {
+		c.fail(what, "container %s: %s must use the health port", ct.Name, field)
+	}
+}
+
+func (c *checker) controller() *appsv1.Deployment {
+	var d appsv1.Deployment
+	if !c.get("Deployment", ControllerName, &d) {
+		return nil
+	}
+	what := "Deployment " + ControllerName
+	if d.Spec.Replicas == nil || *d.Spec.Replicas != c.want.ControllerReplicas {
+		c.fail(what, "spec.replicas is %v, want %d", deref(d.Spec.Replicas), c.want.ControllerReplicas)
+	}
+	pod := &d.Spec.Template.Spec
+	if pod.ServiceAccountName != ControllerName {
+		c.fail(what, "serviceAccountName is %q, want %s", pod.ServiceAccountName, ControllerName)
+	}
+	if pod.HostNetwork {
+		c.fail(what, "the controller must not use the host network")
+	}
+	psc := pod.SecurityContext
+	if psc == nil || psc.RunAsNonRoot == nil || !*psc.RunAsNonRoot {
+		c.fail(what, "pod securityContext must set runAsNonRoot: true")
+	}
+	if psc != nil && psc.RunAsUser != nil && *psc.RunAsUser == 0 {
+		c.fail(what, "pod runs as user 0")
+	}
+	if len(pod.Containers) != 1 {
+		c.fail(what, "has %d containers, want 1", len(pod.Containers))
+		return &d
+	}
+	ct := &pod.Containers[0]
+	c.container(what, pod, ct)
+	if ct.SecurityContext != nil && ct.SecurityContext.Capabilities != nil && len(ct.SecurityContext.Capabilities.Add) > 0 {
+		c.fail(what, "the controller adds capabilities %v; it needs none", ct.SecurityContext.Capabilities.Add)
+	}
+	if ct.SecurityContext != nil && ct.SecurityContext.RunAsUser != nil && *ct.SecurityContext.RunAsUser == 0 {
+		c.fail(what, "container runs as user 0")
+	}
+	if !slices.Contains(ct.Args, "--leader-elect=true") && !slices.Contains(ct.Args, "--leader-elect") {
+		c.fail(what, "args %v do not turn leader election on (--leader-elect=true)", ct.Args)
+	}
+	c.namespaceArg(what, ct)
+	if port(ct, "metrics") != MetricsPort || port(ct, "health") != HealthPort {
+		c.fail(what, "metrics and health ports are %d and %d, want %d and %d", port(ct, "metrics"), port(ct, "health"), MetricsPort, HealthPort)
+	}
+	if c.want.Webhook {
+		if port(ct, "webhook") != WebhookPort {
+			c.fail(what, "no port webhook %d", WebhookPort)
+		}
+		for _, arg := range []string{
+			"--webhook-service-name=" + WebhookServiceName,
+			"--webhook-configuration-name=" + WebhookConfigName,
+		} {
+			if !slices.Contains(ct.Args, arg) {
+				c.fail(what, "args %v lack %s", ct.Args, arg)
+			}
+		}
+		// The certificate folder must be writable on a read-only root.
+		mounted := false
+		for _, m := range ct.VolumeMounts {
+			if m.MountPath == WebhookCertDir && !m.ReadOnly {
+				mounted = true
+			}
+		}
+		if !mounted {
+			c.fail(what, "no writable volume at %s for the webhook certificate", WebhookCertDir)
+		}
+	} else if !slices.Contains(ct.Args, "--disable-webhook") {
+		c.fail(what, "webhooks are off but args %v lack --disable-webhook", ct.Args)
+	}
+	return &d
+}
+
+func (c *checker) speaker() *appsv1.DaemonSet {
+	var ds appsv1.DaemonSet
+	if !c.get("DaemonSet", SpeakerName, &ds) {
+		return nil
+	}
+	what := "DaemonSet " + SpeakerName
+	pod := &ds.Spec.Template.Spec
+	if pod.ServiceAccountName != SpeakerName {
+		c.fail(what, "serviceAccountName is %q, want %s", pod.ServiceAccountName, SpeakerName)
+	}
+	if !pod.HostNetwork {
+		c.fail(what, "the speaker must use the host network (it announces the node's addresses)")
+	}
+	cpTolerated := false
+	for _, t := range pod.Tolerations {
+		if t.Key == "node-role.kubernetes.io/control-plane" && t.Operator == corev1.TolerationOpExists && (t.Effect == corev1.TaintEffectNoSchedule || t.Effect == "") {
+			cpTolerated = true
+		}
+	}
+	if !cpTolerated {
+		c.fail(what, "does not tolerate node-role.kubernetes.io/control-plane:NoSchedule")
+	}
+	if len(pod.Containers) != 1 {
+		c.fail(what, "has %d containers, want 1", len(pod.Containers))
+		return &ds
+	}
+	ct := &pod.Containers[0]
+	c.container(what, pod, ct)
+	if sc := ct.SecurityContext; sc != nil && sc.Capabilities != nil && !slices.Equal(sc.Capabilities.Add, []corev1.Capability{"NET_RAW"}) {
+		c.fail(what, "adds capabilities %v, want exactly [NET_RAW]", sc.Capabilities.Add)
+	}
+	c.namespaceArg(what, ct)
+	env := map[string]corev1.EnvVar{}
+	for _, e := range ct.Env {
+		env[e.Name] = e
+	}
+	if e, ok := env["NODE_NAME"]; !ok || e.ValueFrom == nil || e.ValueFrom.FieldRef == nil || e.ValueFrom.FieldRef.FieldPath != "spec.nodeName" {
+		c.fail(what, "env NODE_NAME must come from fieldRef spec.nodeName")
+	}
+	e, ok := env["METALLB_ML_SECRET_KEY"]
+	if !ok || e.ValueFrom == nil || e.ValueFrom.SecretKeyRef == nil ||
+		e.ValueFrom.SecretKeyRef.Name != c.want.MemberlistSecret || e.ValueFrom.SecretKeyRef.Key != MemberlistSecretKey ||
+		(e.ValueFrom.SecretKeyRef.Optional != nil && *e.ValueFrom.SecretKeyRef.Optional) {
+		c.fail(what, "env METALLB_ML_SECRET_KEY must come from Secret %s key %s (not optional)", c.want.MemberlistSecret, MemberlistSecretKey)
+	}
+	if !c.want.ExternalMemberlistSecret {
+		var s corev1.Secret
+		if c.get("Secret", c.want.MemberlistSecret, &s) {
+			key := s.Data[MemberlistSecretKey]
+			if len(key) == 0 {
+				key = []byte(s.StringData[MemberlistSecretKey])
+			}
+			if len(key) < 32 {
+				c.fail("Secret "+s.Name, "%s holds %d bytes; want a random key of at least 32", MemberlistSecretKey, len(key))
+			}
+		}
+	} else if Find(c.objs, "Secret", c.want.MemberlistSecret) != nil {
+		c.fail("Secret "+c.want.MemberlistSecret, "is external but the install creates it")
+	}
+	return &ds
+}
+
+// namespaceArg checks that the component is told its install namespace
+// by the API (the downward API), so that a namespace override in kustomize
+// or Helm cannot leave it reading another namespace.
+func (c *checker) namespaceArg(what string, ct *corev1.Container) {
+	if !slices.Contains(ct.Args, "--namespace=$(POD_NAMESPACE)") {
+		c.fail(what, "args %v lack --namespace=$(POD_NAMESPACE)", ct.Args)
+		return
+	}
+	for _, e := range ct.Env {
+		if e.Name == "POD_NAMESPACE" && e.ValueFrom != nil && e.ValueFrom.FieldRef != nil && e.ValueFrom.FieldRef.FieldPath == "metadata.namespace" {
+			return
+		}
+	}
+	c.fail(what, "env POD_NAMESPACE must come from fieldRef metadata.namespace")
+}
+
+func (c *checker) metricsServices(ctrl *appsv1.Deployment, spk *appsv1.DaemonSet) {
+	for _, m := range []struct {
+		name string
+		pod  *corev1.PodTemplateSpec
+	}{
+		{ControllerName + "-metrics", podTemplate(ctrl)},
+		{SpeakerName + "-metrics", podTemplateDS(spk)},
+	} {
+		var svc corev1.Service
+		if !c.get("Service", m.name, &svc) || m.pod == nil {
+			continue
+		}
+		c.serviceSelects("Service "+m.name, &svc, m.pod, "metrics")
+	}
+}
+
+// serviceSelects checks that svc selects the pods of tmpl and that its
+// single port reaches the named container port.
+func (c *checker) serviceSelects(what string, svc *corev1.Service, tmpl *corev1.PodTemplateSpec, portName string) {
+	if len(svc.Spec.Selector) == 0 {
+		c.fail(what, "has no selector")
+	}
+	for k, v := range svc.Spec.Selector {
+		if tmpl.Labels[k] != v {
+			c.fail(what, "selector %s=%s does not match the pods", k, v)
+		}
+	}
+	if len(svc.Spec.Ports) != 1 || len(tmpl.Spec.Containers) == 0 {
+		c.fail(what, "want exactly one port")
+		return
+	}
+	ct := &tmpl.Spec.Containers[0]
+	if got := resolvePort(ct, svc.Spec.Ports[0].TargetPort); got == 0 || got != port(ct, portName) {
+		c.fail(what, "targetPort %s does not reach the pods' %s port", svc.Spec.Ports[0].TargetPort.String(), portName)
+	}
+}
+
+func (c *checker) webhook(ctrl *appsv1.Deployment) {
+	svcObj := Find(c.objs, "Service", WebhookServiceName)
+	vwcObj := Find(c.objs, "ValidatingWebhookConfiguration", WebhookConfigName)
+	if !c.want.Webhook {
+		if svcObj != nil || vwcObj != nil {
+			c.fail("webhooks", "are off, but the Service or ValidatingWebhookConfiguration is installed")
+		}
+		return
+	}
+	var svc corev1.Service
+	if c.get("Service", WebhookServiceName, &svc) && ctrl != nil {
+		c.serviceSelects("Service "+WebhookServiceName, &svc, &ctrl.Spec.Template, "webhook")
+		if len(svc.Spec.Ports) == 1 && svc.Spec.Ports[0].Port != 443 {
+			c.fail("Service "+WebhookServiceName, "port is %d, want 443", svc.Spec.Ports[0].Port)
+		}
+	}
+	var vwc admissionregistrationv1.ValidatingWebhookConfiguration
+	if !c.get("ValidatingWebhookConfiguration", WebhookConfigName, &vwc) {
+		return
+	}
+	want := webhook.ValidatingWebhooks(func(path string) admissionregistrationv1.WebhookClientConfig {
+		return admissionregistrationv1.WebhookClientConfig{Service: &admissionregistrationv1.ServiceReference{
+			Namespace: c.want.Namespace, Name: WebhookServiceName, Path: &path,
+		}}
+	})
+	got := vwc.Webhooks
+	for i := range got {
+		if len(got[i].ClientConfig.CABundle) > 0 {
+			c.fail("ValidatingWebhookConfiguration "+WebhookConfigName, "webhook %s sets a caBundle; the controller injects it", got[i].Name)
+		}
+		// Defaults the API server fills in are not part of the contract.
+		got[i].TimeoutSeconds = nil
+		if s := got[i].ClientConfig.Service; s != nil && s.Port != nil && *s.Port == 443 {
+			s.Port = nil
+		}
+	}
+	if !reflect.DeepEqual(got, want) {
+		c.fail("ValidatingWebhookConfiguration "+WebhookConfigName, "webhooks differ from internal/webhook.ValidatingWebhooks:\n got: %+v\nwant: %+v", got, want)
+	}
+}
+
+func (c *checker) serviceMonitors() {
+	for _, name := range []string{ControllerName, SpeakerName} {
+		sm := Find(c.objs, "ServiceMonitor", name)
+		switch {
+		case sm == nil && c.want.ServiceMonitors:
+			c.fail("ServiceMonitor "+name, "missing")
+		case sm != nil && !c.want.ServiceMonitors:
+			c.fail("ServiceMonitor "+name, "installed but not asked for (it needs the Prometheus Operator's CRDs)")
+		case sm != nil:
+			sel, _, _ := unstructured.NestedStringMap(sm.Object, "spec", "selector", "matchLabels")
+			svc := Find(c.objs, "Service", name+"-metrics")
+			if svc == nil {
+				c.fail("ServiceMonitor "+name, "its metrics Service %s-metrics is missing", name)
+				continue
+			}
+			labels := svc.GetLabels()
+			for k, v := range sel {
+				if labels[k] != v {
+					c.fail("ServiceMonitor "+name, "selector %s=%s does not match Service %s", k, v, svc.GetName())
+				}
+			}
+			if len(sel) == 0 {
+				c.fail("ServiceMonitor "+name, "has no selector")
+			}
+		}
+	}
+}
+
+func podTemplate(d *appsv1.Deployment) *corev1.PodTemplateSpec {
+	if d == nil {
+		return nil
+	}
+	return &d.Spec.Template
+}
+
+func podTemplateDS(d *appsv1.DaemonSet) *corev1.PodTemplateSpec {
+	if d == nil {
+		return nil
+	}
+	return &d.Spec.Template
+}
+
+// port returns the container port with the given name, or 0.
+func port(ct *corev1.Container, name string) int32 {
+	for _, p := range ct.Ports {
+		if p.Name == name {
+			return p.ContainerPort
+		}
+	}
+	return 0
+}
+
+// resolvePort turns a named or numbered port into a number, 0 when the
+// name is unknown.
+func resolvePort(ct *corev1.Container, p intstr.IntOrString) int32 {
+	if p.Type == intstr.String {
+		return port(ct, p.StrVal)
+	}
+	return p.IntVal
+}
+
+func deref[T any](p *T) any {
+	if p == nil {
+		return "<unset>"
+	}
+	return *p
+}
