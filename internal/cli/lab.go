@@ -85,7 +85,7 @@ func printLab(w io.Writer, s *lab.State) {
 }
 
 func newLabDownCmd(g *globals) *cobra.Command {
-	var all bool
+	var all, force bool
 	var timeout time.Duration
 	cmd := &cobra.Command{
 		Use:   "down [NAME...]",
@@ -107,7 +107,12 @@ func newLabDownCmd(g *globals) *cobra.Command {
 			log := slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: slog.LevelWarn}))
 			var errs []error
 			for _, name := range names {
-				if err := lab.Remove(name, timeout, log); err != nil {
+				err := lab.Remove(name, timeout, force, log)
+				if all && errors.Is(err, lab.ErrInUse) {
+					fmt.Fprintf(g.out, "lab %s skipped: %v\n", name, err)
+					continue
+				}
+				if err != nil {
 					errs = append(errs, err)
 					continue
 				}
@@ -116,7 +121,8 @@ func newLabDownCmd(g *globals) *cobra.Command {
 			return errors.Join(errs...)
 		},
 	}
-	cmd.Flags().BoolVar(&all, "all", false, "take every lab down")
+	cmd.Flags().BoolVar(&all, "all", false, "take every lab down (labs of running tests are skipped unless --force)")
+	cmd.Flags().BoolVar(&force, "force", false, "also tear down labs that a running test or program owns")
 	cmd.Flags().DurationVar(&timeout, "timeout", 30*time.Second, "how long the owner may take before it is killed")
 	return cmd
 }
@@ -136,7 +142,7 @@ func newLabStatusCmd(g *globals) *cobra.Command {
 				return nil
 			}
 			tw := tabwriter.NewWriter(g.out, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "NAME\tOWNER\tSTATE\tNODES\tROUTER\tAPI SERVER\tAGE")
+			fmt.Fprintln(tw, "NAME\tOWNER\tKIND\tSTATE\tNODES\tROUTER\tAPI SERVER\tAGE")
 			for _, s := range states {
 				state := "ready"
 				switch {
@@ -149,7 +155,11 @@ func newLabStatusCmd(g *globals) *cobra.Command {
 				if api == "" {
 					api = "-"
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\t%s\n", s.Name, strconv.Itoa(s.OwnerPID), state, len(s.Nodes),
+				kind := "process"
+				if s.Detached {
+					kind = "lab up"
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\n", s.Name, strconv.Itoa(s.OwnerPID), kind, state, len(s.Nodes),
 					strconv.FormatBool(s.Router != nil), api, time.Since(s.Created).Round(time.Second))
 			}
 			return tw.Flush()

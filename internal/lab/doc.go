@@ -73,7 +73,8 @@
 // its owner's PID and start time, before anything is created. Down removes
 // everything and is idempotent, also after a failed Up. Reap (called by
 // labtest.Main) removes labs whose owner died; Load and List let other
-// processes use and list labs, Remove takes one down from anywhere.
+// processes use and list labs; Remove takes a detached lab down from any
+// process (a lab of a running test only with force).
 //
 // The lab needs root, ip and nft (`bash hack/lab-deps.sh`); the tests also
 // use ping and arping.

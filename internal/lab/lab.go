@@ -46,7 +46,8 @@ type Options struct {
 	// Keep leaves the lab folder (logs, kubeconfig) in place after Down.
 	Keep bool
 
-	// ownerLog is set by a detached owner (see UpDetached).
+	// ownerLog is set by a detached owner (see UpDetached), and only
+	// there: it also marks the lab as Detached.
 	ownerLog string
 }
 
@@ -275,7 +276,8 @@ func Up(ctx context.Context, opts Options) (_ *Lab, err error) {
 		return nil, fmt.Errorf("lab: %w", err)
 	}
 	began := time.Now()
-	st := &State{OwnerPID: pid, OwnerStart: start, Created: began.UTC(), Keep: opts.Keep, OwnerLog: opts.ownerLog}
+	st := &State{OwnerPID: pid, OwnerStart: start, Created: began.UTC(), Keep: opts.Keep,
+		Detached: opts.ownerLog != "", OwnerLog: opts.ownerLog}
 	var l *Lab
 	if err := reserve(st, func(k int) {
 		l = newLab(k, nodes, opts.Router)
@@ -403,11 +405,12 @@ func waitListening(ctx context.Context, p *Process, n *Host) error {
 // namespaces, those started with Start, the API server), deletes the
 // namespaces and the root veth, the folder (unless Keep) and the state. It
 // works on a half-built lab and is idempotent. On a lab opened with Load it
-// asks the owner to do it (see Remove).
+// asks a detached owner to do it, and refuses when the owner is another
+// live process (see Remove).
 func (l *Lab) Down() error {
 	if !l.owned {
 		l.stopOwn()
-		return Remove(l.Name, 30*time.Second, l.log)
+		return Remove(l.Name, 30*time.Second, false, l.log)
 	}
 	l.mu.Lock()
 	if l.tornDown {

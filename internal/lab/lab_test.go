@@ -634,7 +634,7 @@ func TestReapDeadOwner(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = lab.Remove(s.Name, 10*time.Second, nil) })
+	t.Cleanup(func() { _ = lab.Remove(s.Name, 10*time.Second, false, nil) })
 	if !s.Alive() || !s.Ready || s.OwnerPID == os.Getpid() {
 		t.Fatalf("detached lab state %+v", s)
 	}
@@ -679,7 +679,7 @@ func TestRemoveLiveDetached(t *testing.T) {
 		t.Fatal(err)
 	}
 	pids := append(labPids(t, *s), s.OwnerPID)
-	if err := lab.Remove(s.Name, 20*time.Second, nil); err != nil {
+	if err := lab.Remove(s.Name, 20*time.Second, false, nil); err != nil {
 		t.Fatal(err)
 	}
 	// The owner took the lab down itself (Remove returned once the state
@@ -691,7 +691,7 @@ func TestRemoveLiveDetached(t *testing.T) {
 	if left := leftovers(t, *s, pids); len(left) > 0 {
 		t.Fatalf("left behind by Remove: %v", left)
 	}
-	if err := lab.Remove(s.Name, time.Second, nil); err == nil {
+	if err := lab.Remove(s.Name, time.Second, false, nil); err == nil {
 		t.Error("Remove of a removed lab succeeded")
 	}
 }
@@ -707,4 +707,43 @@ func runCmd(name string, args ...string) (string, error) {
 func procCmdline(pid int) string {
 	b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
 	return string(b)
+}
+
+func TestRemoveRefusesALabInUse(t *testing.T) {
+	labtest.Require(t, false)
+	l, err := lab.Up(testCtx(t, time.Minute), lab.Options{Nodes: 1, NoControlPlane: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = l.Down() })
+	// Another live process (standing for a running test) owns the lab.
+	other := exec.Command("sleep", "60")
+	if err := other.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = other.Process.Kill(); _ = other.Wait() })
+	if err := lab.SetOwnerForTest(l.Name, other.Process.Pid, false); err != nil {
+		t.Fatal(err)
+	}
+	s := l.State()
+	err = lab.Remove(l.Name, time.Second, false, nil)
+	if !errors.Is(err, lab.ErrInUse) {
+		t.Fatalf("Remove of a lab in use: %v", err)
+	}
+	if left := leftovers(t, s, nil); len(left) != len(s.Netns)+3 {
+		t.Fatalf("Remove without force touched the lab: only %v left", left)
+	}
+	pids := labPids(t, s)
+	if err := lab.Remove(l.Name, time.Second, true, nil); err != nil {
+		t.Fatal(err)
+	}
+	if left := leftovers(t, s, pids); len(left) > 0 {
+		t.Fatalf("left behind by a forced Remove: %v", left)
+	}
+	if !alive(other.Process.Pid) {
+		t.Error("a forced Remove killed the owner")
+	}
+	if err := l.Down(); err != nil {
+		t.Errorf("Down after a forced Remove: %v", err)
+	}
 }

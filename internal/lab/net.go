@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/keeperlb/keeperlb/internal/netns"
 )
@@ -244,10 +245,21 @@ func (l *Lab) buildNetwork(ctx context.Context) error {
 			return err
 		}
 	}
-	for _, h := range l.Hosts() {
-		if err := l.configureHost(ctx, h); err != nil {
-			return err
-		}
+	// Hosts are independent; configuring them at once hides the cost of
+	// the ip and nft processes.
+	hosts := l.Hosts()
+	errs := make([]error, len(hosts))
+	var wg sync.WaitGroup
+	for i, h := range hosts {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = l.configureHost(ctx, h)
+		}()
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return err
 	}
 	// Root side: only settings of our own veth, never the root's all/default.
 	link := l.state.RootLink

@@ -42,7 +42,11 @@ type State struct {
 	Dir string `json:"dir"`
 	// Keep leaves Dir in place when the lab is removed.
 	Keep bool `json:"keep,omitempty"`
-	// OwnerLog is the log of a detached owner (see UpDetached).
+	// Detached is set when the owner is a background process started by
+	// UpDetached (`keeperlb lab up`) that exists only to hold the lab; a
+	// lab without it belongs to a test or program still using it.
+	Detached bool `json:"detached,omitempty"`
+	// OwnerLog is the log of a detached owner.
 	OwnerLog string `json:"ownerLog,omitempty"`
 	// Netns lists every network namespace of the lab, the switch first.
 	Netns []string `json:"netns"`
@@ -228,10 +232,18 @@ func Reap(log *slog.Logger) error {
 	return errors.Join(errs...)
 }
 
-// Remove takes down the named lab from any process. A live owner is asked to
-// do it (SIGTERM) so that its control plane stops cleanly; an owner that does
-// not finish within timeout is killed and the lab torn down here.
-func Remove(name string, timeout time.Duration, log *slog.Logger) error {
+// ErrInUse is returned by Remove for a lab whose owner is a live process
+// other than a detached owner: a test or program still using it.
+var ErrInUse = errors.New("lab in use")
+
+// Remove takes down the named lab from any process. A live detached owner is
+// asked to do it (SIGTERM) so that its control plane stops cleanly; one that
+// does not finish within timeout is killed and the lab torn down here. A lab
+// owned by another live process (a running test) is left alone with an error
+// wrapping ErrInUse, unless force is set: then it is torn down under its
+// owner, whose processes in the lab die, but the owner itself is not
+// signalled.
+func Remove(name string, timeout time.Duration, force bool, log *slog.Logger) error {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
@@ -242,7 +254,10 @@ func Remove(name string, timeout time.Duration, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	if s.Alive() && s.OwnerPID != os.Getpid() {
+	if s.Alive() && !s.Detached && s.OwnerPID != os.Getpid() && !force {
+		return fmt.Errorf("lab %s belongs to running process %d, which removes it when done (force to tear it down anyway): %w", name, s.OwnerPID, ErrInUse)
+	}
+	if s.Alive() && s.Detached && s.OwnerPID != os.Getpid() {
 		if err := syscall.Kill(s.OwnerPID, syscall.SIGTERM); err == nil {
 			deadline := time.Now().Add(timeout)
 			for time.Now().Before(deadline) {
