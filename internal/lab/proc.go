@@ -96,7 +96,7 @@ func (l *Lab) Start(h *Host, name string, argv []string, env []string) (*Process
 	} else {
 		cmd = exec.Command("ip", append([]string{"netns", "exec", h.Netns}, argv...)...)
 	}
-	cmd.Env = append(append(os.Environ(), env...), envLabName+"="+l.Name)
+	cmd.Env = append(append(environWithout(envLabName), env...), envLabName+"="+l.Name)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true}
 	var startErr error

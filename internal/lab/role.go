@@ -188,7 +188,9 @@ func UpDetached(ctx context.Context, opts Options) (*State, error) {
 	}
 	defer r.Close()
 	cmd := exec.Command(self)
-	cmd.Env = append(os.Environ(), envRole+"="+roleOwner, envOwnerOptions+"="+string(o))
+	// A lab started from inside another lab's process must not carry that
+	// lab's marker, or taking the other lab down would kill this owner.
+	cmd.Env = append(environWithout(envLabName), envRole+"="+roleOwner, envOwnerOptions+"="+string(o))
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.ExtraFiles = []*os.File{w}
 	// A session of its own: no terminal signals, no Pdeathsig; it outlives us.
@@ -245,4 +247,15 @@ func UpDetached(ctx context.Context, opts Options) (*State, error) {
 		return nil, fmt.Errorf("lab %s: %w", res.rep.Name, err)
 	}
 	return s, nil
+}
+
+// environWithout returns this process's environment minus variable key.
+func environWithout(key string) []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, key+"=") {
+			env = append(env, kv)
+		}
+	}
+	return env
 }
