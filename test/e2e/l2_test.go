@@ -1,0 +1,351 @@
+package e2e
+
+import (
+	"fmt"
+	"io"
+	"net/netip"
+	"slices"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/keeperlb/keeperlb/api/v1beta1"
+	"github.com/keeperlb/keeperlb/internal/election"
+)
+
+// v4 and v6 pick the address of one family.
+func v4(ips []netip.Addr) netip.Addr { return pick(ips, true) }
+func v6(ips []netip.Addr) netip.Addr { return pick(ips, false) }
+
+func pick(ips []netip.Addr, four bool) netip.Addr {
+	for _, ip := range ips {
+		if ip.Is4() == four {
+			return ip
+		}
+	}
+	return netip.Addr{}
+}
+
+// TestL2ClusterTrafficAndSpeakerFailover is the main story: a Service gets an
+// IP, the client reaches it through the node the speakers elected, and when
+// that node's speaker is killed another node takes over.
+func TestL2ClusterTrafficAndSpeakerFailover(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	e.applyL2(e.defaultPool(), nil)
+	ip := v4(e.createService("web", []string{"node1", "node2", "node3"}, nil))
+
+	owner := e.waitAnnouncer("web", anyNode)
+	if got := e.waitCurl(ip, anyNode); got != owner {
+		t.Fatalf("the client reached %s, but ServiceL2Status says %s announces %s", got, owner, ip)
+	}
+	if got := e.neighborNode(ip); got != owner {
+		t.Fatalf("the client's neighbour entry for %s points at %s, want %s", ip, got, owner)
+	}
+	if got := e.arpAnswerers(ip); len(got) != 1 || e.nodeOfMAC(got[0]) != owner {
+		t.Fatalf("ARP answers for %s came from %v, want only %s", ip, got, owner)
+	}
+
+	if err := e.speakers[owner].Kill(); err != nil {
+		t.Fatal(err)
+	}
+	killed := time.Now()
+	// The owner's backend and DNAT rule still work: only an answer from
+	// another node proves the client's traffic moved.
+	next := e.waitCurl(ip, not(owner))
+	t.Logf("failover %s -> %s: client answered by the new node %s after the kill", owner, next, time.Since(killed).Round(time.Millisecond))
+	if got := e.neighborNode(ip); got != next {
+		t.Errorf("neighbour entry points at %s, want %s", got, next)
+	}
+	if got := e.waitAnnouncer("web", not(owner)); got != next {
+		t.Errorf("ServiceL2Status names %s, but the client reaches %s", got, next)
+	}
+	if got := e.arpAnswerers(ip); len(got) != 1 || e.nodeOfMAC(got[0]) != next {
+		t.Errorf("after failover ARP answers came from %v, want only %s", got, next)
+	}
+}
+
+// TestL2IPv6AndDualStack checks NDP: the client's kernel resolves the IPv6
+// VIP of a dual-stack Service and reaches the same node on both families.
+func TestL2IPv6AndDualStack(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	e.applyL2(e.defaultPool(), nil)
+	ips := e.createService("dual", []string{"node1", "node2", "node3"}, func(s *corev1.Service) {
+		s.Spec.IPFamilyPolicy = new(corev1.IPFamilyPolicyRequireDualStack)
+		s.Spec.IPFamilies = []corev1.IPFamily{corev1.IPv4Protocol, corev1.IPv6Protocol}
+	})
+	ip4, ip6 := v4(ips), v6(ips)
+	if !ip4.IsValid() || !ip6.IsValid() {
+		t.Fatalf("dual-stack Service got %v", ips)
+	}
+	owner := e.waitAnnouncer("dual", anyNode)
+	// Both families are elected separately (the hash includes the IP), so
+	// each may land on a different node; each must be reachable through
+	// exactly the node its own election chose.
+	got4 := e.waitCurl(ip4, anyNode)
+	got6 := e.waitCurl(ip6, anyNode)
+	t.Logf("IPv4 %s via %s, IPv6 %s via %s, status names %s", ip4, got4, ip6, got6, owner)
+	if n := e.neighborNode(ip6); n != got6 {
+		t.Errorf("the client's IPv6 neighbour entry for %s points at %s, but %s answered", ip6, n, got6)
+	}
+	want6 := election.Owner([]string{"node1", "node2", "node3"}, ip6)
+	if got6 != want6 {
+		t.Errorf("IPv6 VIP answered by %s, election says %s", got6, want6)
+	}
+}
+
+// TestL2LocalTrafficPolicy checks that only a node with a serving local
+// endpoint announces, that the announcement follows the endpoint, and that no
+// serving endpoint at all means silence.
+func TestL2LocalTrafficPolicy(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	e.applyL2(e.defaultPool(), nil)
+	ip := v4(e.createService("local", []string{"node2"}, func(s *corev1.Service) {
+		s.Spec.ExternalTrafficPolicy = corev1.ServiceExternalTrafficPolicyLocal
+	}))
+	if got := e.waitAnnouncer("local", anyNode); got != "node2" {
+		t.Fatalf("ETP=Local Service with its endpoint on node2 announced by %s", got)
+	}
+	if got := e.waitCurl(ip, anyNode); got != "node2" {
+		t.Fatalf("client reached %s, want node2", got)
+	}
+
+	e.setEndpoints("local", "node3")
+	if got := e.waitAnnouncer("local", not("node2")); got != "node3" {
+		t.Fatalf("after moving the endpoint to node3, announced by %s", got)
+	}
+	e.waitCurl(ip, func(n string) bool { return n == "node3" })
+
+	e.setEndpoints("local")
+	eventually(t, 10*time.Second, func() error {
+		if got := e.arpAnswerers(ip); len(got) != 0 {
+			return fmt.Errorf("no serving endpoint, yet ARP answers from %v", got)
+		}
+		if got, err := e.announcers("local"); err != nil || len(got) != 0 {
+			return fmt.Errorf("no serving endpoint, yet ServiceL2Status %v (%v)", got, err)
+		}
+		return nil
+	})
+}
+
+// TestL2SharedIPOneNode checks that Services sharing an IP are announced by
+// one node.
+func TestL2SharedIPOneNode(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	e.applyL2(e.defaultPool(), nil)
+	share := func(port int32) func(*corev1.Service) {
+		return func(s *corev1.Service) {
+			s.Annotations = map[string]string{"metallb.io/allow-shared-ip": "team"}
+			s.Spec.Ports[0].Port = port
+		}
+	}
+	a := v4(e.createService("a", []string{"node1", "node2", "node3"}, share(80)))
+	b := v4(e.createService("b", []string{"node1", "node2", "node3"}, share(81)))
+	if a != b {
+		t.Fatalf("shared Services got %s and %s", a, b)
+	}
+	na, nb := e.waitAnnouncer("a", anyNode), e.waitAnnouncer("b", anyNode)
+	if na != nb {
+		t.Fatalf("Services sharing %s announced by %s and %s", a, na, nb)
+	}
+	if got := e.arpAnswerers(a); len(got) != 1 || e.nodeOfMAC(got[0]) != na {
+		t.Fatalf("ARP answers for shared %s from %v, want only %s", a, got, na)
+	}
+}
+
+// TestL2NodeSelectorsAndInterfaces checks the L2Advertisement's
+// nodeSelectors and interfaces.
+func TestL2NodeSelectorsAndInterfaces(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	e.applyL2(e.defaultPool(), func(a *v1beta1.L2Advertisement) {
+		a.Spec.NodeSelectors = []metav1.LabelSelector{{MatchLabels: map[string]string{"kubernetes.io/hostname": "node3"}}}
+		a.Spec.Interfaces = []string{"eth7"}
+	})
+	ip := v4(e.createService("sel", []string{"node1", "node2", "node3"}, nil))
+	// eth7 does not exist: node3 is elected but answers nowhere.
+	never(t, 2*time.Second, "announcing on an interface the advertisement does not list", func() error {
+		if got := e.arpAnswerers(ip); len(got) != 0 {
+			return fmt.Errorf("ARP answers from %v", got)
+		}
+		return nil
+	})
+	var adv v1beta1.L2Advertisement
+	if err := e.c.Get(t.Context(), client.ObjectKey{Namespace: installNS, Name: "l2"}, &adv); err != nil {
+		t.Fatal(err)
+	}
+	adv.Spec.Interfaces = []string{"eth0"}
+	if err := e.c.Update(t.Context(), &adv); err != nil {
+		t.Fatal(err)
+	}
+	if got := e.waitCurl(ip, anyNode); got != "node3" {
+		t.Fatalf("nodeSelectors pick node3, but the client reached %s", got)
+	}
+	if got := e.waitAnnouncer("sel", anyNode); got != "node3" {
+		t.Fatalf("ServiceL2Status names %s, want node3", got)
+	}
+}
+
+// TestL2NodeConditionAndExcludeLabel checks that NetworkUnavailable and the
+// exclude label take a node out of the election.
+func TestL2NodeConditionAndExcludeLabel(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	e.applyL2(e.defaultPool(), nil)
+	ip := v4(e.createService("web", []string{"node1", "node2", "node3"}, nil))
+	first := e.waitAnnouncer("web", anyNode)
+
+	if err := e.lab.SetNodeCondition(t.Context(), first, corev1.NodeNetworkUnavailable, corev1.ConditionTrue); err != nil {
+		t.Fatal(err)
+	}
+	second := e.waitCurl(ip, not(first))
+	if got := e.waitAnnouncer("web", not(first)); got != second {
+		t.Fatalf("status names %s, client reaches %s", got, second)
+	}
+
+	if err := e.lab.SetNodeLabel(t.Context(), second, election.ExcludeLabel, "true"); err != nil {
+		t.Fatal(err)
+	}
+	third := e.waitCurl(ip, func(n string) bool { return n != first && n != second })
+	t.Logf("%s (NetworkUnavailable) -> %s (excluded) -> %s", first, second, third)
+}
+
+// TestL2DeletedServiceIsSilent checks that a deleted Service's IP is no
+// longer answered.
+func TestL2DeletedServiceIsSilent(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	e.applyL2(e.defaultPool(), nil)
+	ip := v4(e.createService("gone", []string{"node1", "node2", "node3"}, nil))
+	e.waitCurl(ip, anyNode)
+	if err := e.c.Delete(t.Context(), &corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: appNS, Name: "gone"}}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 10*time.Second, func() error {
+		if got := e.arpAnswerers(ip); len(got) != 0 {
+			return fmt.Errorf("deleted Service's %s still answered by %v", ip, got)
+		}
+		if got, err := e.announcers("gone"); err != nil || len(got) != 0 {
+			return fmt.Errorf("ServiceL2Status left: %v (%v)", got, err)
+		}
+		return nil
+	})
+}
+
+// TestL2CutOffAndHeal cuts the owner off the network: another node takes
+// over, and after the partition heals exactly one node answers.
+func TestL2CutOffAndHeal(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	e.applyL2(e.defaultPool(), nil)
+	ip := v4(e.createService("web", []string{"node1", "node2", "node3"}, nil))
+	owner := e.waitAnnouncer("web", anyNode)
+	e.waitCurl(ip, func(n string) bool { return n == owner })
+
+	if err := e.lab.Cut(e.lab.Node(owner)); err != nil {
+		t.Fatal(err)
+	}
+	cut := time.Now()
+	next := e.waitCurl(ip, not(owner))
+	t.Logf("cut %s: answered by %s after %s", owner, next, time.Since(cut).Round(time.Millisecond))
+
+	if err := e.lab.Heal(e.lab.Node(owner)); err != nil {
+		t.Fatal(err)
+	}
+	// Within a second of healing, one node answers ARP, and it is the one
+	// the election picks with every node alive again.
+	time.Sleep(time.Second)
+	want := election.Owner([]string{"node1", "node2", "node3"}, ip)
+	eventually(t, 5*time.Second, func() error {
+		got := e.arpAnswerers(ip)
+		if len(got) != 1 || e.nodeOfMAC(got[0]) != want {
+			return fmt.Errorf("after healing, ARP answers from %v, want only %s", got, want)
+		}
+		return nil
+	})
+	e.waitCurl(ip, func(n string) bool { return n == want })
+}
+
+// TestL2RestartsDoNotMoveTheIP restarts the controller and a speaker that
+// does not own the IP: the IP, its owner and the client's neighbour entry
+// stay put throughout.
+func TestL2RestartsDoNotMoveTheIP(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	e.applyL2(e.defaultPool(), nil)
+	ip := v4(e.createService("web", []string{"node1", "node2", "node3"}, nil))
+	owner := e.waitAnnouncer("web", anyNode)
+	e.waitCurl(ip, func(n string) bool { return n == owner })
+
+	stable := func() error {
+		if got := e.neighborNode(ip); got != owner {
+			return fmt.Errorf("client's neighbour entry moved to %q", got)
+		}
+		if got, err := e.announcers("web"); err != nil || !slices.Equal(got, []string{owner}) {
+			return fmt.Errorf("announcers %v (%v)", got, err)
+		}
+		return nil
+	}
+
+	if err := e.ctrl.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	e.startController()
+	never(t, 3*time.Second, "controller restart", stable)
+	if got := v4(e.waitIPs("web")); got != ip {
+		t.Fatalf("controller restart changed the IP from %s to %s", ip, got)
+	}
+
+	var other string
+	for _, n := range e.lab.Nodes {
+		if n.Name != owner {
+			other = n.Name
+			break
+		}
+	}
+	if err := e.speakers[other].Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	e.startSpeaker(other)
+	never(t, 3*time.Second, "non-owner speaker restart", stable)
+	if n, err := e.curl(ip); err != nil || n != owner {
+		t.Fatalf("after restarts the client reached %q (%v), want %s", n, err, owner)
+	}
+}
+
+// TestL2ServiceEventsAndMetrics checks what an operator reads: an Event on
+// the Service naming the announcing node, and the speaker's metrics.
+func TestL2ServiceEventsAndMetrics(t *testing.T) {
+	e := newEnv(t, envOptions{speakerArgs: []string{"--metrics-bind-address=:7472"}})
+	e.applyL2(e.defaultPool(), nil)
+	ip := v4(e.createService("web", []string{"node1", "node2", "node3"}, nil))
+	owner := e.waitAnnouncer("web", anyNode)
+	e.waitCurl(ip, anyNode)
+	eventually(t, 10*time.Second, func() error {
+		var evs corev1.EventList
+		if err := e.c.List(t.Context(), &evs, client.InNamespace(appNS)); err != nil {
+			return err
+		}
+		for _, ev := range evs.Items {
+			if ev.InvolvedObject.Name == "web" && ev.Reason == "nodeAssigned" && strings.Contains(ev.Message, owner) {
+				return nil
+			}
+		}
+		return fmt.Errorf("no nodeAssigned Event naming %s among %d events", owner, len(evs.Items))
+	})
+	node := e.lab.Node(owner)
+	resp, err := e.lab.HTTPClient(node).Get("http://" + node.IPv4.String() + ":7472/metrics")
+	if err != nil {
+		t.Fatalf("scraping %s: %v", owner, err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := fmt.Sprintf(`metallb_speaker_announced{ip="%s",node="%s",protocol="layer2",service="%s/web"} 1`, ip, owner, appNS)
+	for _, w := range []string{want, "metallb_layer2_requests_received", "metallb_layer2_gratuitous_sent"} {
+		if !strings.Contains(string(body), w) {
+			t.Errorf("metrics of %s lack %q", owner, w)
+		}
+	}
+}
