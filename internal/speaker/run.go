@@ -10,10 +10,10 @@ package speaker
 import (
 	"context"
 	"errors"
-	"net/http"
 	"flag"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"os"
 
 	"github.com/go-logr/logr"
