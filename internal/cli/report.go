@@ -32,9 +32,15 @@ func serviceRows(ctx context.Context, c client.Client) ([]serviceRow, error) {
 	if err := c.List(ctx, &l); err != nil {
 		return nil, fmt.Errorf("listing services: %w", err)
 	}
+	return serviceRowsOf(l.Items), nil
+}
+
+// serviceRowsOf turns the LoadBalancer Services among svcs into rows,
+// sorted by namespace and name.
+func serviceRowsOf(svcs []corev1.Service) []serviceRow {
 	var rows []serviceRow
-	for i := range l.Items {
-		s := &l.Items[i]
+	for i := range svcs {
+		s := &svcs[i]
 		if s.Spec.Type != corev1.ServiceTypeLoadBalancer {
 			continue
 		}
@@ -59,7 +65,7 @@ func serviceRows(ctx context.Context, c client.Client) ([]serviceRow, error) {
 		}
 		return rows[i].Name < rows[j].Name
 	})
-	return rows, nil
+	return rows
 }
 
 func printServices(w io.Writer, rows []serviceRow) error {

@@ -1,0 +1,699 @@
+package cli
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/netip"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/client-go/tools/clientcmd"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/keeperlb/keeperlb/internal/config"
+	"github.com/keeperlb/keeperlb/internal/controller"
+	"github.com/keeperlb/keeperlb/internal/ipam"
+	"github.com/keeperlb/keeperlb/internal/request"
+)
+
+// explainView is everything `keeperlb explain` found out about a Service.
+type explainView struct {
+	Service string `json:"service"`
+	// Address answers "why does it have, or lack, an address".
+	Address addressView `json:"address"`
+	// Request is how the controller reads the Service's annotations and
+	// spec; nil when they cannot be read (Address says why).
+	Request *requestView `json:"request,omitempty"`
+	// Pools says, for each pool, whether the Service could get an address
+	// from it and why.
+	Pools []poolCandidate `json:"pools"`
+	// Events are the Service's Events, oldest first.
+	Events []eventView `json:"events"`
+	// Announcement answers "who announces it and why that node".
+	Announcement announceView `json:"announcement"`
+}
+
+type addressView struct {
+	IPs       []string `json:"ips"`
+	Pool      string   `json:"pool,omitempty"`
+	Condition string   `json:"condition,omitempty"`
+	Reason    string   `json:"reason,omitempty"`
+	Message   string   `json:"message,omitempty"`
+	Since     string   `json:"since,omitempty"`
+	Verdict   string   `json:"verdict"`
+}
+
+type requestView struct {
+	Families     []string `json:"families"`
+	Policy       string   `json:"ipFamilyPolicy"`
+	RequestedIPs []string `json:"requestedIPs,omitempty"`
+	Pool         string   `json:"addressPool,omitempty"`
+	SharingKey   string   `json:"allowSharedIP,omitempty"`
+}
+
+// poolCandidate is one pool and whether the Service may get addresses
+// from it. Rank orders the pools the controller would try for a Service
+// that names none (1 first); 0 for the others.
+type poolCandidate struct {
+	Name     string `json:"name"`
+	Eligible bool   `json:"eligible"`
+	Rank     int    `json:"rank,omitempty"`
+	Why      string `json:"why"`
+}
+
+type eventView struct {
+	Type    string `json:"type"`
+	Reason  string `json:"reason"`
+	Message string `json:"message"`
+	Count   int32  `json:"count,omitempty"`
+	Last    string `json:"last,omitempty"`
+}
+
+type announceView struct {
+	Verdict          string         `json:"verdict"`
+	Why              []string       `json:"why,omitempty"`
+	Layer2           []l2Announcer  `json:"layer2,omitempty"`
+	BGP              []bgpAnnouncer `json:"bgp,omitempty"`
+	ServingEndpoints int            `json:"servingEndpoints"`
+	EndpointNodes    []string       `json:"endpointNodes,omitempty"`
+}
+
+func newExplainCmd(g *globals) *cobra.Command {
+	var svcNS, installNS string
+	cmd := &cobra.Command{
+		Use:   "explain svc/NAME [-n NAMESPACE]",
+		Short: "Explain why a Service has or lacks an address, and who announces it and why that node",
+		Long: "explain reads a LoadBalancer Service, its condition keeperlb.io/IPAllocated, its Events,\n" +
+			"the pools and advertisements, and the speakers' ServiceL2Status/ServiceBGPStatus, and\n" +
+			"says in words why the Service has its address or why it waits, which pools it could use,\n" +
+			"and which node announces it.\n\n" +
+			"-n is the Service's namespace (default: the kubeconfig context's); KeeperLB's own\n" +
+			"namespace is --install-namespace.",
+		Example: "  keeperlb explain svc/web -n shop\n  kubectl keeperlb explain service/api",
+		Args: func(_ *cobra.Command, args []string) error {
+			if len(args) != 1 {
+				return errors.New("explain takes one Service: explain svc/NAME -n NAMESPACE")
+			}
+			return nil
+		},
+	}
+	format := addOutputFlag(cmd)
+	cmd.Flags().StringVarP(&svcNS, "namespace", "n", "", "namespace of the Service (default: the kubeconfig context's namespace)")
+	cmd.Flags().StringVar(&installNS, "install-namespace", "metallb-system", "KeeperLB install namespace")
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		if err := checkOutput(*format); err != nil {
+			return err
+		}
+		name, err := serviceArg(args[0])
+		if err != nil {
+			return err
+		}
+		if svcNS == "" {
+			svcNS = contextNamespace(g.kubeconfig)
+		}
+		c, _, err := g.client()
+		if err != nil {
+			return err
+		}
+		v, err := loadExplain(cmd.Context(), c, installNS, svcNS, name)
+		if err != nil {
+			return err
+		}
+		return render(g.out, *format, v, func(w io.Writer) error { return printExplain(w, v) })
+	}
+	return cmd
+}
+
+// serviceArg accepts svc/NAME, service/NAME, services/NAME or NAME.
+func serviceArg(arg string) (string, error) {
+	kind, name, found := strings.Cut(arg, "/")
+	if !found {
+		kind, name = "svc", arg
+	}
+	switch strings.ToLower(kind) {
+	case "svc", "service", "services":
+	default:
+		return "", fmt.Errorf("explain works on Services: want svc/NAME, got %q", arg)
+	}
+	if name == "" || strings.Contains(name, "/") {
+		return "", fmt.Errorf("%q: want svc/NAME, with the namespace given by -n", arg)
+	}
+	return name, nil
+}
+
+// contextNamespace is the namespace of the kubeconfig's current context,
+// as kubectl uses it, or "default".
+func contextNamespace(path string) string {
+	rules := clientcmd.NewDefaultClientConfigLoadingRules()
+	rules.ExplicitPath = path
+	ns, _, err := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, &clientcmd.ConfigOverrides{}).Namespace()
+	if err != nil || ns == "" {
+		return "default"
+	}
+	return ns
+}
+
+func loadExplain(ctx context.Context, c client.Client, installNS, ns, name string) (*explainView, error) {
+	svc := &corev1.Service{}
+	if err := c.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, svc); err != nil {
+		if apierrors.IsNotFound(err) {
+			return nil, fmt.Errorf("Service %s/%s not found: check the name and -n (LoadBalancer Services: keeperlb status)", ns, name)
+		}
+		return nil, apiError("reading Service "+ns+"/"+name, err)
+	}
+	res, err := loadResources(ctx, c, installNS)
+	if err != nil {
+		return nil, err
+	}
+	cfg, cfgErr := config.Parse(res)
+	nsObj := &corev1.Namespace{}
+	var nsLabels map[string]string
+	if err := c.Get(ctx, client.ObjectKey{Name: ns}, nsObj); err == nil {
+		nsLabels = nsObj.Labels
+	}
+	events, err := serviceEvents(ctx, c, svc)
+	if err != nil {
+		return nil, err
+	}
+	ann, known, err := announcers(ctx, c, installNS)
+	if err != nil {
+		return nil, err
+	}
+	var eps discoveryv1.EndpointSliceList
+	if err := c.List(ctx, &eps, client.InNamespace(ns), client.MatchingLabels{discoveryv1.LabelServiceName: name}); err != nil {
+		return nil, apiError("reading the Service's EndpointSlices", err)
+	}
+	in := explainInput{
+		svc: svc, nsLabels: nsLabels, cfg: cfg, cfgErr: cfgErr, events: events,
+		ann: ann[ns+"/"+name], speakerKinds: known, endpoints: eps.Items,
+	}
+	return explain(in), nil
+}
+
+// serviceEvents returns the Events about svc, oldest first.
+func serviceEvents(ctx context.Context, c client.Client, svc *corev1.Service) ([]eventView, error) {
+	var l corev1.EventList
+	sel := fields.AndSelectors(
+		fields.OneTermEqualSelector("involvedObject.kind", "Service"),
+		fields.OneTermEqualSelector("involvedObject.name", svc.Name),
+	)
+	if err := c.List(ctx, &l, client.InNamespace(svc.Namespace), client.MatchingFieldsSelector{Selector: sel}); err != nil {
+		if apierrors.IsForbidden(err) {
+			return nil, nil
+		}
+		return nil, apiError("reading the Service's Events", err)
+	}
+	type timed struct {
+		at time.Time
+		ev eventView
+	}
+	var evs []timed
+	for _, e := range l.Items {
+		if e.InvolvedObject.UID != "" && e.InvolvedObject.UID != svc.UID {
+			continue // an earlier Service of the same name
+		}
+		at := latest(e.LastTimestamp.Time, e.EventTime.Time, e.CreationTimestamp.Time)
+		n := e.Count
+		if e.Series != nil {
+			at = latest(at, e.Series.LastObservedTime.Time)
+			n = max(n, e.Series.Count)
+		}
+		evs = append(evs, timed{at: at, ev: eventView{Type: e.Type, Reason: e.Reason, Message: e.Message, Count: n, Last: at.UTC().Format(time.RFC3339)}})
+	}
+	slices.SortStableFunc(evs, func(a, b timed) int { return a.at.Compare(b.at) })
+	out := make([]eventView, len(evs))
+	for i, e := range evs {
+		out[i] = e.ev
+	}
+	return out, nil
+}
+
+func latest(ts ...time.Time) time.Time {
+	var out time.Time
+	for _, t := range ts {
+		if t.After(out) {
+			out = t
+		}
+	}
+	return out
+}
+
+// explainInput is what explain reasons about, read from the cluster.
+type explainInput struct {
+	svc          *corev1.Service
+	nsLabels     map[string]string
+	cfg          *config.Config
+	cfgErr       error
+	events       []eventView
+	ann          *announcement
+	speakerKinds bool
+	endpoints    []discoveryv1.EndpointSlice
+}
+
+// explain is the reasoning itself, with no I/O, so that it is table-tested.
+func explain(in explainInput) *explainView {
+	svc := in.svc
+	v := &explainView{Service: svc.Namespace + "/" + svc.Name, Events: in.events, Pools: []poolCandidate{}}
+	if v.Events == nil {
+		v.Events = []eventView{}
+	}
+	a := &v.Address
+	a.IPs = ingressIPs(svc)
+	if a.IPs == nil {
+		a.IPs = []string{}
+	}
+	a.Pool = allocatedPool(svc)
+	cond := meta.FindStatusCondition(svc.Status.Conditions, controller.ConditionIPAllocated)
+	if cond != nil {
+		a.Condition, a.Reason, a.Message = string(cond.Status), cond.Reason, cond.Message
+		a.Since = cond.LastTransitionTime.UTC().Format(time.RFC3339)
+	}
+
+	req, reqErr := request.FromService(svc, in.nsLabels)
+	if reqErr == nil {
+		v.Request = describeRequest(req)
+		if in.cfg != nil {
+			v.Pools = candidatePools(in.cfg, req)
+		}
+	}
+
+	switch {
+	case svc.Spec.Type != corev1.ServiceTypeLoadBalancer:
+		a.Verdict = fmt.Sprintf("It has no load-balancer address because its type is %s: KeeperLB serves only type LoadBalancer.", cmp.Or(string(svc.Spec.Type), "ClusterIP"))
+	case cond != nil && cond.Status == metav1.ConditionTrue:
+		a.Verdict = fmt.Sprintf("It has %s from pool %s, allocated by the KeeperLB controller.", joinOr(a.IPs, "an address"), cmp.Or(a.Pool, "?"))
+	case cond != nil:
+		a.Verdict = fmt.Sprintf("It waits for an address: %s: %s", cond.Reason, cond.Message)
+		if hint := reasonHint(cond.Reason); hint != "" {
+			a.Verdict += " " + hint
+		}
+	case svc.Spec.LoadBalancerClass != nil:
+		a.Verdict = fmt.Sprintf("No KeeperLB controller has handled it: it has spec.loadBalancerClass %q, and a controller handles only its --lb-class (none by default, meaning Services without a class).", *svc.Spec.LoadBalancerClass)
+	case len(a.IPs) > 0:
+		a.Verdict = fmt.Sprintf("It has %s, but no KeeperLB controller has recorded allocating it (another load balancer, or a controller that has not caught up).", strings.Join(a.IPs, ","))
+	default:
+		a.Verdict = "No controller has handled it yet: check that keeperlb-controller runs and loaded the configuration (keeperlb status)."
+	}
+	if reqErr != nil {
+		a.Verdict += " Its annotations or spec cannot be read: " + reqErr.Error() + "."
+	}
+	if in.cfg == nil && in.cfgErr != nil && svc.Spec.Type == corev1.ServiceTypeLoadBalancer {
+		a.Verdict += " The configuration in the install namespace does not validate, so pools cannot be weighed: " + in.cfgErr.Error()
+	}
+
+	v.Announcement = explainAnnouncement(in, v)
+	return v
+}
+
+// reasonHint says what to do about an allocation failure reason.
+func reasonHint(reason string) string {
+	switch ipam.Reason(reason) {
+	case ipam.ReasonPoolExhausted:
+		return "Add addresses to a pool it may use, or free some (keeperlb lb list)."
+	case ipam.ReasonNoMatchingPool:
+		return "No pool it may use has the address families it needs; see the pools below."
+	case ipam.ReasonUnknownPool:
+		return "Fix the metallb.io/address-pool annotation or create that pool."
+	case ipam.ReasonPoolNotAllowed:
+		return "The pool's serviceAllocation (namespaces, selectors) must admit this Service."
+	case ipam.ReasonIPNotInPool:
+		return "Request an address inside a pool, or add it to one."
+	case ipam.ReasonIPInUse:
+		return "Another Service holds that address; give both the same metallb.io/allow-shared-ip key with distinct ports, or request another address."
+	}
+	switch reason {
+	case controller.ReasonNoConfig:
+		return "Fix the configuration (keeperlb status shows the error)."
+	case controller.ReasonInvalidService:
+		return "Fix the Service's annotations or spec as the message says."
+	}
+	return ""
+}
+
+func describeRequest(r *ipam.Service) *requestView {
+	v := &requestView{Policy: r.Policy.String(), Pool: r.Pool, SharingKey: r.SharingKey}
+	for _, f := range r.Families {
+		v.Families = append(v.Families, f.String())
+	}
+	for _, ip := range r.RequestedIPs {
+		v.RequestedIPs = append(v.RequestedIPs, ip.String())
+	}
+	return v
+}
+
+// candidatePools weighs every pool for the request with the allocator's
+// rules: requested addresses pick the pool that holds them, the
+// address-pool annotation picks that pool, and otherwise autoAssign pools
+// whose serviceAllocation admits the Service and that hold the needed
+// families are tried, those with a serviceAllocation first by priority
+// (lower first, 0 last), then the rest, each by name.
+func candidatePools(cfg *config.Config, r *ipam.Service) []poolCandidate {
+	need := neededFamilies(r)
+	out := make([]poolCandidate, 0, len(cfg.Pools))
+	for _, p := range cfg.Pools {
+		c := poolCandidate{Name: p.Name}
+		admits := p.Allocation.Matches(r.Namespace, r.NamespaceLabels, r.Labels)
+		missing := missingFamilies(p, need)
+		switch {
+		case len(r.RequestedIPs) > 0:
+			var held, outside []string
+			for _, ip := range r.RequestedIPs {
+				if poolHolds(p, ip) {
+					held = append(held, ip.String())
+				} else {
+					outside = append(outside, ip.String())
+				}
+			}
+			switch {
+			case len(held) == 0:
+				c.Why = "does not hold the requested " + strings.Join(outside, ", ")
+			case r.Pool != "" && r.Pool != p.Name:
+				c.Why = fmt.Sprintf("holds %s, but the Service names pool %q in metallb.io/address-pool", strings.Join(held, ", "), r.Pool)
+			case len(outside) > 0:
+				c.Why = fmt.Sprintf("holds %s but not %s; both must come from one pool", strings.Join(held, ", "), strings.Join(outside, ", "))
+			case !admits:
+				c.Why = "holds the requested address, but its serviceAllocation does not admit this Service (namespace or labels)"
+			case buggy(p, r.RequestedIPs):
+				c.Why = "holds the requested address, but avoidBuggyIPs keeps addresses ending in .0 and .255 out"
+			default:
+				c.Eligible, c.Why = true, "holds the requested "+strings.Join(held, ", ")
+			}
+		case r.Pool != "":
+			switch {
+			case r.Pool != p.Name:
+				c.Why = fmt.Sprintf("the Service names pool %q in metallb.io/address-pool", r.Pool)
+			case !admits:
+				c.Why = "named by the Service, but its serviceAllocation does not admit it (namespace or labels)"
+			case missing != "":
+				c.Why = "named by the Service, but it has no " + missing + " addresses, which the Service needs"
+			default:
+				c.Eligible, c.Why = true, "named by the Service's metallb.io/address-pool annotation (autoAssign does not matter then)"
+			}
+		default:
+			switch {
+			case !p.AutoAssign:
+				c.Why = "autoAssign is false: only Services naming it in metallb.io/address-pool get its addresses"
+			case !admits:
+				c.Why = "its serviceAllocation does not admit this Service (namespace or labels)"
+			case missing != "":
+				c.Why = "it has no " + missing + " addresses, which the Service needs"
+			case p.Allocation != nil && p.Allocation.Priority > 0:
+				c.Eligible, c.Why = true, fmt.Sprintf("admits the Service; serviceAllocation priority %d", p.Allocation.Priority)
+			case p.Allocation != nil:
+				c.Eligible, c.Why = true, "admits the Service through its serviceAllocation (no priority: after the prioritised pools)"
+			default:
+				c.Eligible, c.Why = true, "autoAssign pool open to every Service (tried after pools with a serviceAllocation)"
+			}
+		}
+		out = append(out, c)
+	}
+	if len(r.RequestedIPs) == 0 && r.Pool == "" {
+		rankPools(cfg, out)
+	}
+	return out
+}
+
+// rankPools numbers the eligible pools in the order the allocator tries
+// them.
+func rankPools(cfg *config.Config, out []poolCandidate) {
+	type entry struct {
+		i        int
+		ranked   bool
+		priority uint64
+	}
+	var order []entry
+	for i, c := range out {
+		if !c.Eligible {
+			continue
+		}
+		p := cfg.Pool(c.Name)
+		e := entry{i: i, priority: ^uint64(0)}
+		if p.Allocation != nil {
+			e.ranked = true
+			if p.Allocation.Priority > 0 {
+				e.priority = uint64(p.Allocation.Priority)
+			}
+		}
+		order = append(order, e)
+	}
+	slices.SortStableFunc(order, func(a, b entry) int {
+		if a.ranked != b.ranked {
+			if a.ranked {
+				return -1
+			}
+			return 1
+		}
+		return cmp.Or(cmp.Compare(a.priority, b.priority), strings.Compare(out[a.i].Name, out[b.i].Name))
+	})
+	for n, e := range order {
+		out[e.i].Rank = n + 1
+	}
+}
+
+// neededFamilies is what a pool must hold to serve the request on its
+// own: both families for RequireDualStack, the primary one otherwise.
+func neededFamilies(r *ipam.Service) []ipam.Family {
+	if len(r.Families) == 0 {
+		return []ipam.Family{ipam.IPv4}
+	}
+	if r.Policy == ipam.RequireDualStack {
+		return r.Families
+	}
+	return r.Families[:1]
+}
+
+func missingFamilies(p *config.Pool, need []ipam.Family) string {
+	v4, v6 := p.Families()
+	var missing []string
+	for _, f := range need {
+		if f == ipam.IPv4 && !v4 || f == ipam.IPv6 && !v6 {
+			missing = append(missing, f.String())
+		}
+	}
+	return strings.Join(missing, " and ")
+}
+
+func poolHolds(p *config.Pool, ip netip.Addr) bool {
+	for _, r := range p.Ranges {
+		if r.First.Compare(ip) <= 0 && ip.Compare(r.Last) <= 0 {
+			return true
+		}
+	}
+	return false
+}
+
+func buggy(p *config.Pool, ips []netip.Addr) bool {
+	if !p.AvoidBuggyIPs {
+		return false
+	}
+	for _, ip := range ips {
+		if ip.Is4() && (ip.As4()[3] == 0 || ip.As4()[3] == 255) {
+			return true
+		}
+	}
+	return false
+}
+
+// explainAnnouncement says who announces the Service and why, or why
+// nobody does.
+func explainAnnouncement(in explainInput, v *explainView) announceView {
+	svc := in.svc
+	av := announceView{}
+	nodes := map[string]bool{}
+	for _, s := range in.endpoints {
+		for _, e := range s.Endpoints {
+			c := e.Conditions
+			if c.Ready == nil || *c.Ready || c.Serving != nil && *c.Serving {
+				av.ServingEndpoints++
+				if e.NodeName != nil {
+					nodes[*e.NodeName] = true
+				}
+			}
+		}
+	}
+	av.EndpointNodes = slices.Sorted(func(yield func(string) bool) {
+		for n := range nodes {
+			if !yield(n) {
+				return
+			}
+		}
+	})
+	local := svc.Spec.ExternalTrafficPolicy == corev1.ServiceExternalTrafficPolicyLocal
+	if in.ann != nil {
+		av.Layer2, av.BGP = in.ann.L2, in.ann.BGP
+	}
+	pool := v.Address.Pool
+	var l2Advs, bgpAdvs []*advRef
+	if in.cfg != nil && pool != "" {
+		l2Advs, bgpAdvs = advertisementsFor(in.cfg, pool, svc.Labels)
+	}
+	epText := fmt.Sprintf("the Service has %s", plural(av.ServingEndpoints, "serving endpoint", "serving endpoints"))
+	if len(av.EndpointNodes) > 0 {
+		epText += " (on " + strings.Join(av.EndpointNodes, ", ") + ")"
+	}
+	switch {
+	case len(v.Address.IPs) == 0:
+		av.Verdict = "Nobody announces it: it has no address."
+		return av
+	case len(av.Layer2) > 0 || len(av.BGP) > 0:
+		var parts []string
+		for _, l := range av.Layer2 {
+			s := "node " + l.Node + " answers ARP/NDP for it (layer 2)"
+			if len(l.Interfaces) > 0 {
+				s += " on " + strings.Join(l.Interfaces, ", ")
+			}
+			parts = append(parts, s)
+		}
+		for _, b := range av.BGP {
+			parts = append(parts, fmt.Sprintf("node %s advertises it over BGP to %s", b.Node, joinOr(b.Peers, "no peer")))
+		}
+		av.Verdict = "Announced: " + strings.Join(parts, "; ") + "."
+		if len(av.Layer2) > 0 {
+			why := "Why " + av.Layer2[0].Node + ": it was elected among the live speakers allowed to announce the Service"
+			if sel := selectorsOf(l2Advs); sel != "" {
+				why += " (nodes matching " + sel + ")"
+			}
+			if local {
+				why += ", and, because externalTrafficPolicy is Local, only among nodes with a serving endpoint"
+			}
+			why += ". Every speaker computes the same owner from that set of nodes and the address, so exactly one node answers."
+			av.Why = append(av.Why, why)
+		}
+		if len(av.BGP) > 0 {
+			why := "Over BGP every live speaker on a node selected by both the BGPAdvertisement and the BGPPeer advertises it"
+			if local {
+				why += ", but because externalTrafficPolicy is Local only nodes with a serving endpoint do"
+			}
+			av.Why = append(av.Why, why+".")
+		}
+		av.Why = append(av.Why, "Endpoints: "+epText+".")
+		return av
+	}
+	av.Verdict = "No speaker announces it yet (no ServiceL2Status or ServiceBGPStatus object names it)."
+	if !in.speakerKinds {
+		av.Verdict = "Unknown: this cluster has no ServiceL2Status/ServiceBGPStatus kinds, so the speakers cannot report who announces it."
+	}
+	switch {
+	case in.cfg != nil && pool != "" && len(l2Advs) == 0 && len(bgpAdvs) == 0:
+		av.Why = append(av.Why, fmt.Sprintf("No L2Advertisement or BGPAdvertisement selects pool %s: create one (keeperlb lb create, or kubectl apply).", pool))
+	case in.cfg != nil && pool != "" && !anyMatch(l2Advs) && !anyMatch(bgpAdvs):
+		av.Why = append(av.Why, fmt.Sprintf("The advertisements of pool %s have serviceSelectors that this Service's labels do not match.", pool))
+	}
+	if av.ServingEndpoints == 0 {
+		av.Why = append(av.Why, "The Service has no serving endpoints, and speakers announce only Services with at least one: check its selector and pods.")
+	} else {
+		av.Why = append(av.Why, "Check that the speakers run (kubectl get pods -l app.kubernetes.io/component=speaker in the install namespace) and that keeperlb status shows their ConfigurationState as Valid; "+epText+".")
+	}
+	return av
+}
+
+// advRef is an advertisement that selects a pool, and whether its
+// serviceSelectors admit the Service.
+type advRef struct {
+	name    string
+	nodes   []labels.Selector
+	matches bool
+}
+
+func anyMatch(advs []*advRef) bool {
+	return slices.ContainsFunc(advs, func(a *advRef) bool { return a.matches })
+}
+
+func selectorsOf(advs []*advRef) string {
+	var out []string
+	for _, a := range advs {
+		for _, s := range a.nodes {
+			out = append(out, s.String())
+		}
+	}
+	return strings.Join(out, " or ")
+}
+
+func advertisementsFor(cfg *config.Config, pool string, svcLabels map[string]string) (l2, bgp []*advRef) {
+	match := func(sels []labels.Selector) bool {
+		if len(sels) == 0 {
+			return true
+		}
+		return slices.ContainsFunc(sels, func(s labels.Selector) bool { return s.Matches(labels.Set(svcLabels)) })
+	}
+	for _, a := range cfg.L2Advertisements {
+		if slices.Contains(a.Pools, pool) {
+			l2 = append(l2, &advRef{name: a.Name, nodes: a.NodeSelectors, matches: match(a.ServiceSelectors)})
+		}
+	}
+	for _, a := range cfg.BGPAdvertisements {
+		if slices.Contains(a.Pools, pool) {
+			bgp = append(bgp, &advRef{name: a.Name, nodes: a.NodeSelectors, matches: match(a.ServiceSelectors)})
+		}
+	}
+	return l2, bgp
+}
+
+func printExplain(w io.Writer, v *explainView) error {
+	fmt.Fprintf(w, "Service %s\n\n", v.Service)
+	fmt.Fprintln(w, "Address:")
+	fmt.Fprintf(w, "  %s\n", v.Address.Verdict)
+	if v.Address.Condition != "" {
+		fmt.Fprintf(w, "  condition %s=%s reason %s since %s\n", controller.ConditionIPAllocated, v.Address.Condition, v.Address.Reason, v.Address.Since)
+	}
+	if r := v.Request; r != nil {
+		fmt.Fprintf(w, "  request: families %s (%s)", strings.Join(r.Families, ","), r.Policy)
+		if len(r.RequestedIPs) > 0 {
+			fmt.Fprintf(w, ", addresses %s", strings.Join(r.RequestedIPs, ","))
+		}
+		if r.Pool != "" {
+			fmt.Fprintf(w, ", pool %s", r.Pool)
+		}
+		if r.SharingKey != "" {
+			fmt.Fprintf(w, ", sharing key %q", r.SharingKey)
+		}
+		fmt.Fprintln(w)
+	}
+	if len(v.Pools) > 0 {
+		fmt.Fprintln(w, "\nPools:")
+		tw := newTable(w)
+		fmt.Fprintln(tw, "  POOL\tUSABLE\tORDER\tWHY")
+		for _, p := range v.Pools {
+			usable, order := "no", "-"
+			if p.Eligible {
+				usable = "yes"
+			}
+			if p.Rank > 0 {
+				order = fmt.Sprint(p.Rank)
+			}
+			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\n", p.Name, usable, order, p.Why)
+		}
+		if err := tw.Flush(); err != nil {
+			return err
+		}
+	}
+	fmt.Fprintln(w, "\nEvents:")
+	if len(v.Events) == 0 {
+		fmt.Fprintln(w, "  none")
+	}
+	for _, e := range v.Events {
+		n := ""
+		if e.Count > 1 {
+			n = fmt.Sprintf(" (x%d)", e.Count)
+		}
+		fmt.Fprintf(w, "  %s  %s  %s  %s%s\n", e.Last, e.Type, e.Reason, e.Message, n)
+	}
+	fmt.Fprintln(w, "\nAnnouncement:")
+	fmt.Fprintf(w, "  %s\n", v.Announcement.Verdict)
+	for _, why := range v.Announcement.Why {
+		fmt.Fprintf(w, "  %s\n", why)
+	}
+	return nil
+}
