@@ -21,11 +21,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-logr/logr"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
 	"github.com/keeperlb/keeperlb/api/v1beta1"
 	"github.com/keeperlb/keeperlb/internal/lab"
@@ -33,7 +35,12 @@ import (
 	"github.com/keeperlb/keeperlb/internal/speaker"
 )
 
-func TestMain(m *testing.M) { labtest.Main(m) }
+func TestMain(m *testing.M) {
+	// The test's own client logs through controller-runtime, which warns
+	// with a stack trace when no logger is set.
+	ctrllog.SetLogger(logr.Discard())
+	labtest.Main(m)
+}
 
 const (
 	installNS = "metallb-system"
