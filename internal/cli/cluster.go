@@ -20,36 +20,27 @@ import (
 	"github.com/keeperlb/keeperlb/api/v1beta1"
 	"github.com/keeperlb/keeperlb/api/v1beta2"
 	"github.com/keeperlb/keeperlb/internal/config"
+	"github.com/keeperlb/keeperlb/internal/configread"
 	"github.com/keeperlb/keeperlb/internal/request"
 )
 
 // loadResources reads every configuration object of the install
-// namespace, as the controller does, for config.Parse. Secrets are read
-// for the peers' passwordSecret references; a user who may not read them
-// still gets the rest, and the validation of those references is then
-// left to the controller.
-func loadResources(ctx context.Context, c client.Client, ns string) (config.Resources, error) {
-	res := config.Resources{Namespace: ns}
-	var (
-		pools v1beta1.IPAddressPoolList
-		l2    v1beta1.L2AdvertisementList
-		bgp   v1beta1.BGPAdvertisementList
-		peers v1beta2.BGPPeerList
-		bfd   v1beta1.BFDProfileList
-		comms v1beta1.CommunityList
-	)
-	for _, l := range []client.ObjectList{&pools, &l2, &bgp, &peers, &bfd, &comms} {
-		if err := c.List(ctx, l, client.InNamespace(ns)); err != nil {
-			return res, apiError("reading the configuration in "+ns, err)
-		}
+// namespace through configread, the reader the reconcilers and the
+// admission webhook share, so that the CLI judges a change against the
+// same objects they do. The Secrets that the peers (and extra, the peers
+// about to be created) name in passwordSecret are read too; a user who may
+// not read Secrets still gets the rest, and the check of those references
+// is then left to the webhook and the controller.
+func loadResources(ctx context.Context, c client.Client, ns string, extra ...v1beta2.BGPPeer) (config.Resources, error) {
+	res, err := configread.Read(ctx, c, ns)
+	if err != nil {
+		return res, apiError("reading the configuration in "+ns, err)
 	}
-	var secrets corev1.SecretList
-	if err := c.List(ctx, &secrets, client.InNamespace(ns)); err != nil && !apierrors.IsForbidden(err) {
-		return res, apiError("reading Secrets in "+ns, err)
+	secrets, err := configread.PeerSecrets(ctx, c, ns, res.Peers, extra)
+	if err != nil && !apierrors.IsForbidden(err) {
+		return res, apiError("reading the peers' password Secrets in "+ns, err)
 	}
-	res.Pools, res.L2Advs, res.BGPAdvs = pools.Items, l2.Items, bgp.Items
-	res.Peers, res.BFDProfiles, res.Communities = peers.Items, bfd.Items, comms.Items
-	res.Secrets = secrets.Items
+	res.Secrets = secrets
 	return res, nil
 }
 

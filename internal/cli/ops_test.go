@@ -346,6 +346,19 @@ func TestPeerAndBFDProfileLifecycle(t *testing.T) {
 	}
 	e.mustRun("-n", e.ns, "peer", "create", "tor-b", "--my-asn", "64500", "--dynamic-asn", "internal", "--peer-address", "2001:db8::1")
 
+	// A password Secret must exist, and be basic-auth, before a peer may
+	// name it: the validation reads it as the controller would.
+	if _, _, err := e.run("-n", e.ns, "peer", "create", "tor-c", "--my-asn", "64500", "--peer-asn", "64502", "--peer-address", "198.18.0.5", "--password-secret", "md5"); err == nil ||
+		!strings.Contains(err.Error(), "(change --password-secret)") {
+		t.Errorf("peer with a missing Secret: %v", err)
+	}
+	secret := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: e.ns, Name: "md5"}, Type: corev1.SecretTypeBasicAuth, StringData: map[string]string{"password": "pw"}}
+	if err := e.c.Create(e.ctx, secret); err != nil {
+		t.Fatal(err)
+	}
+	e.mustRun("-n", e.ns, "peer", "create", "tor-c", "--my-asn", "64500", "--peer-asn", "64502", "--peer-address", "198.18.0.5", "--password-secret", "md5")
+	e.mustRun("-n", e.ns, "peer", "delete", "tor-c")
+
 	// Invalid peers are refused with the flag to change.
 	for _, tc := range []struct {
 		args []string

@@ -161,7 +161,7 @@ func runPeerCreate(ctx context.Context, g *globals, name string, o peerOptions) 
 	if err != nil {
 		return err
 	}
-	before, err := loadResources(ctx, c, g.namespace)
+	before, err := loadResources(ctx, c, g.namespace, *peer)
 	if err != nil {
 		return err
 	}
