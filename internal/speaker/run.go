@@ -120,8 +120,8 @@ func NewScheme() (*runtime.Scheme, error) {
 // +kubebuilder:rbac:groups=discovery.k8s.io,resources=endpointslices,verbs=get;list;watch
 // +kubebuilder:rbac:groups="";events.k8s.io,resources=events,verbs=create;patch;update
 // +kubebuilder:rbac:groups=metallb.io,resources=ipaddresspools;l2advertisements;bgpadvertisements;bgppeers;bfdprofiles;communities,verbs=get;list;watch
-// +kubebuilder:rbac:groups=metallb.io,resources=servicel2statuses;servicebgpstatuses,verbs=get;list;watch;create;update;patch;delete
-// +kubebuilder:rbac:groups=metallb.io,resources=servicel2statuses/status;servicebgpstatuses/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups=metallb.io,resources=servicel2statuses;servicebgpstatuses;bgpsessionstates,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups=metallb.io,resources=servicel2statuses/status;servicebgpstatuses/status;bgpsessionstates/status,verbs=get;update;patch
 // +kubebuilder:rbac:groups="",namespace=metallb-system,resources=secrets,verbs=get;list;watch
 
 // Run runs the speaker until ctx ends.
