@@ -251,6 +251,9 @@ type tracker struct {
 	// refuses the OPEN, at most once per probeInterval per session, to
 	// learn why.
 	probe func(netip.Addr)
+	// onUp, when set, is started (in its own goroutine) when a session
+	// comes up.
+	onUp func(netip.Addr)
 }
 
 // probeInterval limits OPEN probes toward one peer.
@@ -350,6 +353,9 @@ func (t *tracker) peerEvent(addr netip.Addr, state bgp.FSMState, peerAS uint32, 
 	changed := s.up != wasUp
 	switch {
 	case s.up && !wasUp:
+		if t.onUp != nil {
+			go t.onUp(addr)
+		}
 		s.reason, s.message = "", ""
 		if s.dynamic != "" && peerAS != 0 && (peerAS == s.localASN) != (s.dynamic == DynamicInternal) {
 			s.reason = ReasonDynamicASNMismatch

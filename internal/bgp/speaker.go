@@ -67,6 +67,9 @@ type Speaker struct {
 	rib    map[netip.Prefix]bool
 	treat  treatments
 	policy *exportPolicy
+	// bfdPending names sessions whose BFD is enabled once they first come
+	// up; see onUp.
+	bfdPending map[string]bool
 
 	metrics *collector
 }
@@ -94,8 +97,11 @@ func New(log *slog.Logger, reg prometheus.Registerer, opts Options) (*Speaker, e
 		peers:   make(map[string]PeerConfig),
 		rib:     make(map[netip.Prefix]bool),
 		treat:   make(treatments),
+
+		bfdPending: make(map[string]bool),
 	}
 	s.tracker.probe = s.probe
+	s.tracker.onUp = s.onUp
 	s.metrics = newCollector(s)
 	if reg != nil {
 		if err := reg.Register(s.metrics); err != nil {
@@ -177,6 +183,7 @@ func (s *Speaker) Apply(ctx context.Context, d Desired) error {
 		}
 		s.tracker.remove(old.Address)
 		delete(s.peers, name)
+		delete(s.bfdPending, name)
 	}
 
 	// 3. Install the export policy for the new state.
@@ -204,12 +211,15 @@ func (s *Speaker) Apply(ctx context.Context, d Desired) error {
 			continue
 		}
 		s.tracker.add(pc)
-		if err := s.srv.AddPeer(ctx, &api.AddPeerRequest{Peer: s.apiPeer(pc)}); err != nil {
+		if err := s.srv.AddPeer(ctx, &api.AddPeerRequest{Peer: s.apiPeer(pc, false)}); err != nil {
 			s.tracker.remove(pc.Address)
 			errs = append(errs, fmt.Errorf("opening session with BGPPeer %s (%s): %w", pc.Name, pc.Address, err))
 			continue
 		}
 		s.peers[pc.Name] = pc
+		if pc.BFD.Enabled {
+			s.bfdPending[pc.Name] = true
+		}
 	}
 
 	// 5. Announce new prefixes.
@@ -294,6 +304,7 @@ func (s *Speaker) startServer(ctx context.Context, asn uint32, id netip.Addr) er
 	s.rib = make(map[netip.Prefix]bool)
 	s.treat = make(treatments)
 	s.policy = nil
+	s.bfdPending = make(map[string]bool)
 	s.log.Info("BGP started", "asn", asn, "routerID", id)
 	return nil
 }
@@ -345,8 +356,35 @@ func (s *Speaker) assignPolicies(ctx context.Context) error {
 	return nil
 }
 
-// apiPeer renders a session for GoBGP.
-func (s *Speaker) apiPeer(pc PeerConfig) *api.Peer {
+// onUp runs when a session comes up. A session with BFD gets it now, not
+// when it is configured: routers such as FRR create or re-create their
+// BFD session when the BGP session comes up, and a BFD session that was
+// already Up here would read the router's fresh Down as a failure and
+// reset the BGP session it had just established (a flap that cost about
+// four seconds on every speaker start). Enabling BFD on an established
+// session does not reset it. Later re-establishments keep BFD, and the
+// router keeps its BFD session, so this is needed once per configuration.
+func (s *Speaker) onUp(addr netip.Addr) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.srv == nil {
+		return
+	}
+	for name, pc := range s.peers {
+		if pc.Address != addr || !s.bfdPending[name] {
+			continue
+		}
+		if _, err := s.srv.UpdatePeer(context.Background(), &api.UpdatePeerRequest{Peer: s.apiPeer(pc, true)}); err != nil {
+			s.log.Warn("enabling BFD", "peer", name, "error", err)
+			return
+		}
+		delete(s.bfdPending, name)
+		s.log.Debug("BFD enabled", "peer", name)
+	}
+}
+
+// apiPeer renders a session for GoBGP, with or without its BFD.
+func (s *Speaker) apiPeer(pc PeerConfig, withBFD bool) *api.Peer {
 	secs := func(d time.Duration) uint64 { return uint64(d / time.Second) }
 	connect := pc.ConnectTime
 	if connect == 0 {
@@ -389,7 +427,7 @@ func (s *Speaker) apiPeer(pc PeerConfig) *api.Peer {
 	if pc.IPv6 {
 		p.AfiSafis = append(p.AfiSafis, family(api.Family_AFI_IP6))
 	}
-	if b := pc.BFD; b.Enabled {
+	if b := pc.BFD; b.Enabled && withBFD {
 		p.Bfd = &api.BfdPeerConfig{
 			Enabled:                  true,
 			DesiredMinimumTxInterval: uint32(b.TransmitInterval / time.Microsecond),
