@@ -108,8 +108,9 @@ func TestFRRAnnouncesAndWithdraws(t *testing.T) {
 `, l.rtV4, l.nodeV4, l.nodeV6, l.nodeV6), "")
 
 	web := map[string]string{"app": "web"}
+	hold, keepalive := 9*time.Second, 3*time.Second
 	cfg := l.labConfig(
-		[]*config.Peer{labPeer("r4", l.rtV4, 64500), labPeer("r6", l.rtV6, 64500)},
+		[]*config.Peer{labPeer("r4", l.rtV4, 64500, func(p *config.Peer) { p.HoldTime, p.KeepaliveTime = &hold, &keepalive }), labPeer("r6", l.rtV6, 64500)},
 		labAdv("all", func(a *config.BGPAdvertisement) { a.Communities = comms("65000:100", "large:64512:1:2") }),
 		labAdv("web", func(a *config.BGPAdvertisement) {
 			a.ServiceSelectors = []labels.Selector{sel("app", "web")}
@@ -125,6 +126,20 @@ func TestFRRAnnouncesAndWithdraws(t *testing.T) {
 	waitFor(t, "FRR session over IPv4", func() error { return f.established(l.nodeV4) })
 	waitFor(t, "FRR session over IPv6", func() error { return f.established(l.nodeV6) })
 	t.Logf("sessions established %v after the first Apply", time.Since(applied).Round(time.Millisecond))
+
+	// Session parameters as FRR negotiated them: the hold time this node
+	// proposed (FRR's own is 180 s), and the node's IPv4 address as router
+	// ID, Plan's default.
+	var nb map[string]struct {
+		RemoteRouterID string `json:"remoteRouterId"`
+		HoldMsecs      int    `json:"bgpTimerHoldTimeMsecs"`
+	}
+	if err := f.json("show bgp neighbors "+l.nodeV4.String()+" json", &nb); err != nil {
+		t.Fatal(err)
+	}
+	if got := nb[l.nodeV4.String()]; got.HoldMsecs != 9000 || got.RemoteRouterID != l.nodeV4.String() {
+		t.Errorf("FRR sees hold time %d ms and router ID %q, want 9000 and %s", got.HoldMsecs, got.RemoteRouterID, l.nodeV4)
+	}
 
 	nh := func(want netip.Addr) func(frrRoute) error {
 		return func(r frrRoute) error {
@@ -146,7 +161,6 @@ func TestFRRAnnouncesAndWithdraws(t *testing.T) {
 
 	// A second Service, sessions already up: time to the kernel table.
 	v4b := l.vip(false, 11)
-	start := time.Now()
 	sp.apply(plan(t, cfg, l.labNode(), svc, labService("ns/b", v4b)))
 	took := waitFor(t, "new Service's prefix in the kernel", l.inKernel(host(v4b)))
 	t.Logf("Service added -> route in FRR's kernel table: %v", took.Round(time.Millisecond))
@@ -165,7 +179,6 @@ func TestFRRAnnouncesAndWithdraws(t *testing.T) {
 	// The Service loses its endpoints: both prefixes are withdrawn, the
 	// other Service's stays.
 	svc.Serving = false
-	start = time.Now()
 	sp.apply(plan(t, cfg, l.labNode(), svc, labService("ns/b", v4b)))
 	took = waitFor(t, "IPv4 prefix withdrawn from the kernel", l.notInKernel(host(v4)))
 	t.Logf("Service withdrawn -> route gone from FRR's kernel table: %v", took.Round(time.Millisecond))
@@ -183,7 +196,6 @@ func TestFRRAnnouncesAndWithdraws(t *testing.T) {
 	if err := l.inKernel(host(v4b))(); err != nil {
 		t.Errorf("the other Service's route went too: %v", err)
 	}
-	_ = start
 }
 
 // TestFRRLocalPrefAndDualStack covers an iBGP session over IPv4 that
@@ -404,17 +416,21 @@ func testFRRBFD(t *testing.T, gr bool) {
 // over, while the route of the session without it goes at once.
 func TestFRRGracefulRestart(t *testing.T) {
 	t.Parallel()
-	for _, bfd := range []bool{false, true} {
-		t.Run(fmt.Sprintf("bfd=%v", bfd), func(t *testing.T) {
+	for _, c := range []struct {
+		name       string
+		bfd, close bool
+	}{{"killed", false, false}, {"killed with BFD", true, false}, {"closed", false, true}} {
+		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
-			testFRRGracefulRestart(t, bfd)
+			testFRRGracefulRestart(t, c.bfd, c.close)
 		})
 	}
 }
 
 // testFRRGracefulRestart is TestFRRGracefulRestart, with or without BFD
-// on the graceful-restart session.
-func testFRRGracefulRestart(t *testing.T, bfd bool) {
+// on the graceful-restart session, the speaker killed or stopped with
+// Close.
+func testFRRGracefulRestart(t *testing.T, bfd, close bool) {
 	l := newLink(t)
 	bfdLine, bfdConf := "", ""
 	if bfd {
@@ -457,10 +473,16 @@ func testFRRGracefulRestart(t *testing.T, bfd bool) {
 		})
 	}
 
-	sp.kill()
+	how := "killed"
+	if close {
+		how = "closed"
+		sp.close()
+	} else {
+		sp.kill()
+	}
 	killed := time.Now()
 	took := waitFor(t, "route without graceful restart gone", l.notInKernel(host(v6)))
-	t.Logf("speaker killed -> route without graceful restart gone: %v", took.Round(time.Millisecond))
+	t.Logf("speaker %s -> route without graceful restart gone: %v", how, took.Round(time.Millisecond))
 	waitFor(t, "route with graceful restart marked stale", frrHas(f, host(v4), func(r frrRoute) error {
 		if !r.Stale {
 			return fmt.Errorf("path not stale: %+v", r)
@@ -491,6 +513,6 @@ func testFRRGracefulRestart(t *testing.T, bfd bool) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	t.Logf("speaker killed -> new speaker's route refreshed at FRR: %v (the route never left the kernel table)", time.Since(killed).Round(time.Millisecond))
+	t.Logf("speaker %s -> new speaker's route refreshed at FRR: %v (the route never left the kernel table)", how, time.Since(killed).Round(time.Millisecond))
 	waitFor(t, "route without graceful restart back", l.inKernel(host(v6)))
 }

@@ -564,6 +564,21 @@ func (c *speakerChild) session(peer string) SessionState {
 	return SessionState{}
 }
 
+// close ends the child the polite way: its stdin closes, it calls
+// Speaker.Close and exits.
+func (c *speakerChild) close() {
+	c.t.Helper()
+	_ = c.stdin.Close()
+	select {
+	case <-c.exited:
+	case <-time.After(30 * time.Second):
+		c.t.Fatal("the speaker child did not exit after Close")
+	}
+	if err := c.cmd.Wait(); err != nil {
+		c.t.Fatalf("the speaker child: %v", err)
+	}
+}
+
 // kill ends the child abruptly, as a crash or an OOM kill would.
 func (c *speakerChild) kill() {
 	_ = c.cmd.Process.Kill()

@@ -35,10 +35,11 @@ const (
 
 // Options tune a Speaker. The zero value is usable.
 type Options struct {
-	// OnSessionChange, when set, is called whenever a session's state or
-	// down reason changes, one call at a time, in order, from a goroutine
-	// of the Speaker; it may call Sessions. The speaker turns these into
-	// Events ("refused", "bad password", "ASN mismatch", ...).
+	// OnSessionChange, when set, is called whenever a session goes up or
+	// down or the reason it is down changes (not on every FSM step of a
+	// retry loop), one call at a time, in order, from a goroutine of the
+	// Speaker; it may call Sessions. The speaker turns these into Events
+	// ("refused", "bad password", "ASN mismatch", ...).
 	OnSessionChange func(SessionState)
 	// ConnectTime replaces DefaultConnectTime.
 	ConnectTime time.Duration
@@ -172,9 +173,11 @@ func (s *Speaker) Apply(ctx context.Context, d Desired) error {
 	}
 
 	// 2. Close sessions that are gone or changed.
+	stable := make(map[string]bool, len(s.peers))
 	for _, name := range sortedKeys(s.peers, strings.Compare) {
 		old := s.peers[name]
 		if nw, ok := want[name]; ok && nw == old {
+			stable[name] = true
 			continue
 		}
 		if err := s.srv.DeletePeer(ctx, &api.DeletePeerRequest{Address: old.Address.String()}); err != nil {
@@ -241,10 +244,8 @@ func (s *Speaker) Apply(ctx context.Context, d Desired) error {
 	}
 
 	// 6. Re-send to peers whose view of an advertised prefix changed.
-	stable := make(map[string]bool, len(s.peers))
-	for name := range s.peers {
-		stable[name] = true
-	}
+	//    Sessions opened in this call receive everything when they come
+	//    up, so only those kept as they were need it.
 	kept := make(treatments, len(s.treat))
 	for p, t := range s.treat {
 		if inRIB[p] {

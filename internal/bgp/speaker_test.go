@@ -393,11 +393,17 @@ func TestSpeakerReportsWhySessionsAreDown(t *testing.T) {
 	t.Cleanup(func() { sp.Close() })
 	refused := PeerConfig{Name: "refused", Address: netip.MustParseAddr("127.0.0.5"), Port: closedPort,
 		SourceAddress: netip.MustParseAddr(speakerSource), LocalASN: 64512, PeerASN: 64500, IPv4: true, ConnectTime: 2 * time.Second}
-	d := Desired{ASN: 64512, RouterID: netip.MustParseAddr("10.0.0.2"), Peers: []PeerConfig{refused, wrongAS.peerConfig("wrong-as", 64500)}}
+	// dynamicASN: GoBGP accepts any AS, so a peer of the wrong kind comes
+	// up, and the reason says so; one of the right kind comes up clean.
+	dynWrong := startRouter(t, "127.0.0.6", 64500, 64512).peerConfig("dyn-internal", 0)
+	dynWrong.DynamicASN = DynamicInternal
+	dynRight := startRouter(t, "127.0.0.7", 64500, 64512).peerConfig("dyn-external", 0)
+	dynRight.DynamicASN = DynamicExternal
+	d := Desired{ASN: 64512, RouterID: netip.MustParseAddr("10.0.0.2"), Peers: []PeerConfig{dynRight, dynWrong, refused, wrongAS.peerConfig("wrong-as", 64500)}}
 	if err := sp.Apply(context.Background(), d); err != nil {
 		t.Fatal(err)
 	}
-	want := map[string]string{"refused": ReasonConnectionRefused, "wrong-as": ReasonASNMismatch}
+	want := map[string]string{"refused": ReasonConnectionRefused, "wrong-as": ReasonASNMismatch, "dyn-internal": ReasonDynamicASNMismatch}
 	for peer, reason := range want {
 		eventually(t, peer+" reason", func() error {
 			mu.Lock()
@@ -411,9 +417,16 @@ func TestSpeakerReportsWhySessionsAreDown(t *testing.T) {
 			return fmt.Errorf("reasons for %s: %q, want %s", peer, got, reason)
 		})
 		for _, st := range sp.Sessions() {
-			if st.Peer == peer && (st.Up || st.Reason != reason) {
-				t.Errorf("Sessions() for %s: up %v reason %q, want down with %s", peer, st.Up, st.Reason, reason)
+			wantUp := reason == ReasonDynamicASNMismatch
+			if st.Peer == peer && (st.Up != wantUp || st.Reason != reason) {
+				t.Errorf("Sessions() for %s: up %v reason %q, want up %v with %s", peer, st.Up, st.Reason, wantUp, reason)
 			}
+		}
+	}
+	eventually(t, "dynamic external session up", func() error { return sessionsUp(sp, "dyn-external") })
+	for _, st := range sp.Sessions() {
+		if st.Peer == "dyn-external" && (st.Reason != "" || st.PeerASN != 64500) {
+			t.Errorf("dyn-external: reason %q, peer AS %d; want none and 64500", st.Reason, st.PeerASN)
 		}
 	}
 }
