@@ -1,0 +1,496 @@
+// Package install_test applies KeeperLB's install manifests, rendered by
+// kustomize and by Helm, to a real kube-apiserver and etcd
+// (internal/controlplane) and checks that every object is accepted and
+// stored as the install policy wants. The commands in docs/install.md are
+// the ones these tests run.
+package install_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/base64"
+	"encoding/pem"
+	"fmt"
+	"io"
+	"log"
+	"math/big"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"helm.sh/helm/v3/pkg/action"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/cli-runtime/pkg/genericclioptions"
+	"k8s.io/client-go/discovery"
+	"k8s.io/client-go/discovery/cached/memory"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/restmapper"
+
+	"github.com/keeperlb/keeperlb/internal/cli"
+	"github.com/keeperlb/keeperlb/internal/controlplane"
+	"github.com/keeperlb/keeperlb/internal/install"
+)
+
+const (
+	root      = "../.."
+	chartDir  = root + "/charts/keeperlb"
+	configDir = root + "/config"
+	namespace = "metallb-system"
+)
+
+func TestMain(m *testing.M) {
+	// Helm's loader logs each symbolic link it follows; the chart's links
+	// into config/ are intended.
+	log.SetOutput(io.Discard)
+	os.Exit(m.Run())
+}
+
+// startControlPlane starts a fresh etcd and kube-apiserver for one test:
+// the kustomize and Helm installs create the same cluster-scoped objects,
+// so each gets a cluster of its own.
+func startControlPlane(t *testing.T) *controlplane.ControlPlane {
+	t.Helper()
+	if os.Getenv("KEEPERLB_SKIP_LAB") == "1" {
+		t.Skip("KEEPERLB_SKIP_LAB=1: skipping a test that needs a real kube-apiserver and etcd")
+	}
+	dir := t.TempDir()
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	cp, err := controlplane.Start(ctx, controlplane.Options{Dir: dir})
+	if err != nil {
+		t.Fatalf("this test needs a real control plane: %v (set KEEPERLB_SKIP_LAB=1 to skip explicitly)", err)
+	}
+	t.Cleanup(cp.Stop)
+	return cp
+}
+
+func memberlistKey(t *testing.T) []byte {
+	t.Helper()
+	b := make([]byte, 48)
+	if _, err := rand.Read(b); err != nil {
+		t.Fatal(err)
+	}
+	return []byte(base64.StdEncoding.EncodeToString(b))
+}
+
+func wantFor(t *testing.T) install.Want {
+	t.Helper()
+	w, err := install.Generated(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.Namespace = namespace
+	w.ControllerReplicas = 2
+	w.Webhook = true
+	return w
+}
+
+// fetch reads every object back from the API server: present means
+// accepted and stored.
+func fetch(t *testing.T, ctx context.Context, cfg *rest.Config, objs []*unstructured.Unstructured) []*unstructured.Unstructured {
+	t.Helper()
+	dyn, err := dynamic.NewForConfig(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	disc, err := discovery.NewDiscoveryClientForConfig(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mapper := restmapper.NewDeferredDiscoveryRESTMapper(memory.NewMemCacheClient(disc))
+	var out []*unstructured.Unstructured
+	for _, o := range objs {
+		gvk := o.GroupVersionKind()
+		m, err := mapper.RESTMapping(gvk.GroupKind(), gvk.Version)
+		if err != nil {
+			t.Errorf("%s %s: kind not served: %v", gvk.Kind, o.GetName(), err)
+			continue
+		}
+		var ri dynamic.ResourceInterface = dyn.Resource(m.Resource)
+		if m.Scope.Name() == meta.RESTScopeNameNamespace {
+			ri = dyn.Resource(m.Resource).Namespace(o.GetNamespace())
+		}
+		got, err := ri.Get(ctx, o.GetName(), metav1.GetOptions{})
+		if err != nil {
+			t.Errorf("%s %s/%s was not stored: %v", gvk.Kind, o.GetNamespace(), o.GetName(), err)
+			continue
+		}
+		out = append(out, got)
+	}
+	return out
+}
+
+func readFile(t *testing.T, path string) []*unstructured.Unstructured {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	objs, err := install.Decode(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return objs
+}
+
+// TestKustomizeInstall follows docs/install.md's kustomize path on a real
+// API server: `keeperlb apply -f` of the built config/default (what a
+// machine without kubectl does), then the equivalent of `kubectl apply
+// --server-side -k config/default` with strict field validation, then the
+// monitoring overlay once the ServiceMonitor kind exists.
+func TestKustomizeInstall(t *testing.T) {
+	cp := startControlPlane(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	fsys, err := install.ConfigFS(configDir, map[string][]byte{"speaker/memberlist.key": memberlistKey(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	objs, yaml, err := install.Kustomize(fsys, "/config/default")
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// 1. `go run ./hack/render kustomize config/default > keeperlb.yaml`
+	//    `keeperlb apply -f keeperlb.yaml`
+	file := filepath.Join(t.TempDir(), "keeperlb.yaml")
+	if err := os.WriteFile(file, yaml, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	cmd := cli.NewRoot(&out)
+	cmd.SetArgs([]string{"apply", "-f", file, "--kubeconfig", cp.Kubeconfig})
+	if err := cmd.ExecuteContext(ctx); err != nil {
+		t.Fatalf("keeperlb apply refused the kustomize install: %v\n%s", err, out.String())
+	}
+	if n := strings.Count(out.String(), " applied\n"); n != len(objs) {
+		t.Errorf("keeperlb apply applied %d objects, want %d:\n%s", n, len(objs), out.String())
+	}
+
+	// 2. kubectl apply --server-side -k config/default, strictly.
+	applied, err := install.Apply(ctx, cp.Config, objs, install.ApplyOptions{FieldManager: "kubectl"})
+	if err != nil {
+		t.Fatalf("server-side apply refused the kustomize install: %v", err)
+	}
+	if len(applied.Warnings) > 0 {
+		t.Errorf("the API server warned about the kustomize install:\n%s", strings.Join(applied.Warnings, "\n"))
+	}
+	stored := fetch(t, ctx, cp.Config, objs)
+	if err := install.Check(stored, wantFor(t)); err != nil {
+		t.Errorf("the stored kustomize install breaks the install policy:\n%v", err)
+	}
+
+	// The controller injects its CA into the webhook configuration and the
+	// BGPPeer CRD; applying the manifests again must leave it alone.
+	ca := injectCA(t, ctx, cp.Config)
+	if _, err := install.Apply(ctx, cp.Config, objs, install.ApplyOptions{FieldManager: "kubectl"}); err != nil {
+		t.Fatalf("re-applying the kustomize install: %v", err)
+	}
+	checkCA(t, ctx, cp.Config, ca)
+
+	// 3. config/monitoring, where the Prometheus Operator's CRDs exist.
+	if _, err := install.Apply(ctx, cp.Config, readFile(t, "testdata/servicemonitors-crd.yaml"), install.ApplyOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	mon, _, err := install.Kustomize(fsys, "/config/monitoring")
+	if err != nil {
+		t.Fatal(err)
+	}
+	applied, err = install.Apply(ctx, cp.Config, mon, install.ApplyOptions{FieldManager: "kubectl"})
+	if err != nil {
+		t.Fatalf("server-side apply refused config/monitoring: %v", err)
+	}
+	if len(applied.Warnings) > 0 {
+		t.Errorf("the API server warned about config/monitoring:\n%s", strings.Join(applied.Warnings, "\n"))
+	}
+	w := wantFor(t)
+	w.ServiceMonitors = true
+	w.CABundleInjected = true
+	if err := install.Check(fetch(t, ctx, cp.Config, mon), w); err != nil {
+		t.Errorf("the stored monitoring install breaks the install policy:\n%v", err)
+	}
+}
+
+// warningRecorder collects the API server's warnings to Helm's requests.
+type warningRecorder struct {
+	mu   sync.Mutex
+	msgs []string
+}
+
+func (w *warningRecorder) HandleWarningHeader(code int, _ string, text string) {
+	if code == 299 && text != "" {
+		w.mu.Lock()
+		w.msgs = append(w.msgs, text)
+		w.mu.Unlock()
+	}
+}
+
+func (w *warningRecorder) take() []string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	out := w.msgs
+	w.msgs = nil
+	return out
+}
+
+// helmConfig is what `helm --kubeconfig K --namespace N` sets up.
+func helmConfig(t *testing.T, cp *controlplane.ControlPlane, warn *warningRecorder) *action.Configuration {
+	t.Helper()
+	flags := genericclioptions.NewConfigFlags(false)
+	kc, ns := cp.Kubeconfig, namespace
+	flags.KubeConfig, flags.Namespace = &kc, &ns
+	flags.WrapConfigFn = func(c *rest.Config) *rest.Config {
+		c.WarningHandler = warn
+		return c
+	}
+	cfg := &action.Configuration{}
+	if err := cfg.Init(flags, namespace, "secret", func(format string, args ...any) { t.Logf("helm: "+format, args...) }); err != nil {
+		t.Fatal(err)
+	}
+	return cfg
+}
+
+func memberlistState(t *testing.T, objs []*unstructured.Unstructured) (key, checksum string) {
+	t.Helper()
+	s := install.Find(objs, "Secret", install.MemberlistSecretName)
+	ds := install.Find(objs, "DaemonSet", install.SpeakerName)
+	if s == nil || ds == nil {
+		t.Fatal("memberlist Secret or speaker DaemonSet missing")
+	}
+	key, _, _ = unstructured.NestedString(s.Object, "data", install.MemberlistSecretKey)
+	checksum, _, _ = unstructured.NestedString(ds.Object, "spec", "template", "metadata", "annotations", "checksum/memberlist")
+	if key == "" || checksum == "" {
+		t.Fatalf("memberlist key %q or DaemonSet checksum %q empty", key, checksum)
+	}
+	return key, checksum
+}
+
+// TestHelmInstall follows docs/install.md's Helm path on a real API server
+// with the Helm library itself: install (CRDs, RBAC, workloads, webhooks,
+// ServiceMonitors), every object stored and within the policy, then an
+// upgrade that must keep the memberlist key (the chart's `lookup`).
+func TestHelmInstall(t *testing.T) {
+	cp := startControlPlane(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	if _, err := install.Apply(ctx, cp.Config, readFile(t, "testdata/servicemonitors-crd.yaml"), install.ApplyOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	ch, err := install.LoadChart(chartDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	warn := &warningRecorder{}
+	cfg := helmConfig(t, cp, warn)
+	values := map[string]any{"serviceMonitor": map[string]any{"enabled": true}}
+
+	// helm install keeperlb charts/keeperlb -n metallb-system --create-namespace --set serviceMonitor.enabled=true
+	inst := action.NewInstall(cfg)
+	inst.ReleaseName = "keeperlb"
+	inst.Namespace = namespace
+	inst.CreateNamespace = true
+	inst.Timeout = time.Minute
+	rel, err := inst.RunWithContext(ctx, ch, values)
+	if err != nil {
+		t.Fatalf("helm install: %v", err)
+	}
+	if w := warn.take(); len(w) > 0 {
+		t.Errorf("the API server warned during helm install:\n%s", strings.Join(w, "\n"))
+	}
+	objs, err := install.Decode([]byte(rel.Manifest))
+	if err != nil {
+		t.Fatal(err)
+	}
+	stored := fetch(t, ctx, cp.Config, objs)
+	want := wantFor(t)
+	want.ServiceMonitors = true
+	if err := install.Check(stored, want); err != nil {
+		t.Errorf("the stored Helm install breaks the install policy:\n%v", err)
+	}
+	strictDryRun(t, ctx, cp.Config, objs)
+	key, sum := memberlistState(t, stored)
+	ca := injectCA(t, ctx, cp.Config)
+
+	// helm upgrade keeperlb charts/keeperlb -n metallb-system --reuse-values --set controller.extraArgs={--workers=4}
+	up := action.NewUpgrade(cfg)
+	up.Namespace = namespace
+	up.ReuseValues = true
+	up.Timeout = time.Minute
+	rel, err = up.RunWithContext(ctx, "keeperlb", ch, map[string]any{"controller": map[string]any{"extraArgs": []any{"--workers=4"}}})
+	if err != nil {
+		t.Fatalf("helm upgrade: %v", err)
+	}
+	if w := warn.take(); len(w) > 0 {
+		t.Errorf("the API server warned during helm upgrade:\n%s", strings.Join(w, "\n"))
+	}
+	objs, err = install.Decode([]byte(rel.Manifest))
+	if err != nil {
+		t.Fatal(err)
+	}
+	stored = fetch(t, ctx, cp.Config, objs)
+	key2, sum2 := memberlistState(t, stored)
+	if key2 != key || sum2 != sum {
+		t.Errorf("helm upgrade changed the memberlist key (the speakers would stop trusting each other mid-rollout)")
+	}
+	checkCA(t, ctx, cp.Config, ca)
+	if install.Find(stored, "ServiceMonitor", install.ControllerName) == nil {
+		t.Error("--reuse-values lost serviceMonitor.enabled")
+	}
+	d := install.Find(stored, "Deployment", install.ControllerName)
+	cs, _, _ := unstructured.NestedSlice(d.Object, "spec", "template", "spec", "containers")
+	args, _, _ := unstructured.NestedStringSlice(cs[0].(map[string]any), "args")
+	if !slices.Contains(args, "--workers=4") {
+		t.Errorf("upgrade did not reach the controller: args %v", args)
+	}
+	want.CABundleInjected = true
+	if err := install.Check(stored, want); err != nil {
+		t.Errorf("the upgraded Helm install breaks the install policy:\n%v", err)
+	}
+}
+
+// strictDryRun re-applies Helm's objects as a server-side dry run with
+// strict field validation: Helm creates objects without it, and the API
+// server would drop a misspelt field silently.
+func strictDryRun(t *testing.T, ctx context.Context, cfg *rest.Config, objs []*unstructured.Unstructured) {
+	t.Helper()
+	applied, err := install.Apply(ctx, cfg, objs, install.ApplyOptions{DryRun: true, FieldManager: "strict-check"})
+	if err != nil {
+		t.Errorf("strict server-side dry run refused the Helm output: %v", err)
+		return
+	}
+	if len(applied.Warnings) > 0 {
+		t.Errorf("strict dry run warned:\n%s", strings.Join(applied.Warnings, "\n"))
+	}
+}
+
+// TestHelmRenderedInstall follows docs/install.md's path for machines
+// without helm: `go run ./hack/render helm charts/keeperlb > keeperlb.yaml`
+// and `keeperlb apply -f namespace.yaml -f keeperlb.yaml`.
+func TestHelmRenderedInstall(t *testing.T) {
+	cp := startControlPlane(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	ch, err := install.LoadChart(chartDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	objs, manifest, err := install.RenderChart(ch, install.Release{Name: "keeperlb", Namespace: namespace})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The doc writes the rendered chart to a file; Helm leaves the
+	// namespace to --create-namespace, so the doc creates it with a
+	// one-object manifest.
+	dir := t.TempDir()
+	nsFile, chartFile := filepath.Join(dir, "namespace.yaml"), filepath.Join(dir, "keeperlb.yaml")
+	if err := os.WriteFile(nsFile, []byte(fmt.Sprintf("apiVersion: v1\nkind: Namespace\nmetadata:\n  name: %s\n", namespace)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(chartFile, []byte(manifest), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	cmd := cli.NewRoot(&out)
+	cmd.SetArgs([]string{"apply", "-f", nsFile, "-f", chartFile, "--kubeconfig", cp.Kubeconfig})
+	if err := cmd.ExecuteContext(ctx); err != nil {
+		t.Fatalf("keeperlb apply refused the rendered chart: %v\n%s", err, out.String())
+	}
+	if err := install.Check(fetch(t, ctx, cp.Config, objs), wantFor(t)); err != nil {
+		t.Errorf("the stored rendered chart breaks the install policy:\n%v", err)
+	}
+	strictDryRun(t, ctx, cp.Config, objs)
+}
+
+var (
+	vwcResource = schema.GroupVersionResource{Group: "admissionregistration.k8s.io", Version: "v1", Resource: "validatingwebhookconfigurations"}
+	crdResource = schema.GroupVersionResource{Group: "apiextensions.k8s.io", Version: "v1", Resource: "customresourcedefinitions"}
+)
+
+// injectCA does what the controller does at run time: it writes a CA
+// bundle into every webhook of the configuration and into the BGPPeer
+// conversion webhook, with an update of its own. It returns the bundle.
+func injectCA(t *testing.T, ctx context.Context, cfg *rest.Config) string {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "test-ca"}, NotBefore: time.Now(), NotAfter: time.Now().Add(time.Hour), IsCA: true, BasicConstraintsValid: true}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca := base64.StdEncoding.EncodeToString(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}))
+	dyn, err := dynamic.NewForConfig(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	update := metav1.UpdateOptions{FieldManager: "keeperlb-controller"}
+	vwc, err := dyn.Resource(vwcResource).Get(ctx, install.WebhookConfigName, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	whs, _, _ := unstructured.NestedSlice(vwc.Object, "webhooks")
+	for _, wh := range whs {
+		if err := unstructured.SetNestedField(wh.(map[string]any), ca, "clientConfig", "caBundle"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := unstructured.SetNestedSlice(vwc.Object, whs, "webhooks"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := dyn.Resource(vwcResource).Update(ctx, vwc, update); err != nil {
+		t.Fatalf("injecting the CA into the webhook configuration: %v", err)
+	}
+	crd, err := dyn.Resource(crdResource).Get(ctx, install.BGPPeerCRDName, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := unstructured.SetNestedField(crd.Object, ca, "spec", "conversion", "webhook", "clientConfig", "caBundle"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := dyn.Resource(crdResource).Update(ctx, crd, update); err != nil {
+		t.Fatalf("injecting the CA into the BGPPeer CRD: %v", err)
+	}
+	return ca
+}
+
+// checkCA fails the test unless the injected CA bundle is still in place.
+func checkCA(t *testing.T, ctx context.Context, cfg *rest.Config, ca string) {
+	t.Helper()
+	dyn, err := dynamic.NewForConfig(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	vwc, err := dyn.Resource(vwcResource).Get(ctx, install.WebhookConfigName, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	whs, _, _ := unstructured.NestedSlice(vwc.Object, "webhooks")
+	for _, wh := range whs {
+		got, _, _ := unstructured.NestedString(wh.(map[string]any), "clientConfig", "caBundle")
+		if got != ca {
+			t.Errorf("webhook %v lost the injected CA bundle", wh.(map[string]any)["name"])
+		}
+	}
+	crd, err := dyn.Resource(crdResource).Get(ctx, install.BGPPeerCRDName, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, _, _ := unstructured.NestedString(crd.Object, "spec", "conversion", "webhook", "clientConfig", "caBundle"); got != ca {
+		t.Error("the BGPPeer CRD lost the injected CA bundle")
+	}
+}
