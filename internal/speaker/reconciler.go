@@ -50,14 +50,20 @@ type reconciler struct {
 	live       liveness
 	l2         announcer
 	interfaces func() ([]layer2.Interface, error)
+	bgp        bgpEngine // nil: no BGP
 	metrics    *metrics
-	events     events.EventRecorder
+	events     eventRecorder
 	log        *slog.Logger
 
 	cfg        *config.Config // last configuration that parsed
 	cfgErr     string         // last parse error logged, to log each once
 	announcing map[string]bool
+	reported   map[string]bool // BGP problems already sent as Events
+	lastState  [3]string       // last ConfigurationState written
 }
+
+// eventRecorder is client-go's events recorder.
+type eventRecorder = events.EventRecorder
 
 // Reconcile implements reconcile.Reconciler.
 func (r *reconciler) Reconcile(ctx context.Context, _ reconcile.Request) (reconcile.Result, error) {
@@ -84,11 +90,12 @@ func (r *reconciler) Reconcile(ctx context.Context, _ reconcile.Request) (reconc
 	if err := r.client.List(ctx, &eps); err != nil {
 		return reconcile.Result{}, fmt.Errorf("listing EndpointSlices: %w", err)
 	}
+	services := electionServices(svcs.Items, servingEndpoints(eps.Items), r.lbClass)
 	res := election.L2(election.L2Input{
 		Config:   r.cfg,
 		Nodes:    electionNodes(nodes.Items),
 		Live:     live,
-		Services: electionServices(svcs.Items, servingEndpoints(eps.Items), r.lbClass),
+		Services: services,
 	})
 	mine := res.For(r.node)
 
@@ -97,11 +104,15 @@ func (r *reconciler) Reconcile(ctx context.Context, _ reconcile.Request) (reconc
 	if err != nil {
 		return reconcile.Result{}, err
 	}
-	r.report(svcs.Items, owned)
-	if err := syncL2Statuses(ctx, r.client, r.namespace, r.node, statuses, live); err != nil {
-		return reconcile.Result{}, err
+	var errs []error
+	if r.bgp != nil {
+		errs = append(errs, r.syncBGP(ctx, nodes.Items, services))
+	} else {
+		r.reportProblems(ctx, nil)
 	}
-	return reconcile.Result{}, nil
+	r.report(svcs.Items, owned)
+	errs = append(errs, syncL2Statuses(ctx, r.client, r.namespace, r.node, statuses, live))
+	return reconcile.Result{}, errors.Join(errs...)
 }
 
 // announce hands this node's announcements to the layer 2 data plane and
@@ -206,6 +217,13 @@ func listConfig(ctx context.Context, c client.Client, ns string) (config.Resourc
 	res.BFDProfiles, res.Communities, res.Secrets = bfd.Items, comms.Items, secrets.Items
 	return res, errors.Join(errs...)
 }
+
+func parseAddr(s string) (netip.Addr, error) {
+	ip, err := netip.ParseAddr(s)
+	return ip.Unmap(), err
+}
+
+func clientKey(ns, name string) client.ObjectKey { return client.ObjectKey{Namespace: ns, Name: name} }
 
 func mergeSorted(a, b []string) []string {
 	out := append(slices.Clone(a), b...)

@@ -1,10 +1,12 @@
 // Package speaker is KeeperLB's speaker, the DaemonSet process on every node
 // that makes the outside network send a Service IP's traffic to the cluster.
 //
-// It is an adapter: package election decides who announces what, package
-// membership says which speakers are alive, package layer2 answers ARP and
-// NDP. What lives here is watching the cluster, feeding those packages and
-// reporting (ServiceL2Status objects, Events, metrics).
+// It is an adapter: package election decides who announces what over layer
+// 2, package membership says which speakers are alive, package layer2
+// answers ARP and NDP, and package bgp plans and runs this node's BGP
+// sessions and routes. What lives here is watching the cluster, feeding
+// those packages and reporting (ServiceL2Status, ServiceBGPStatus,
+// BGPSessionState and ConfigurationState objects, Events, metrics).
 package speaker
 
 import (
@@ -41,6 +43,7 @@ import (
 
 	"github.com/keeperlb/keeperlb/api/v1beta1"
 	"github.com/keeperlb/keeperlb/api/v1beta2"
+	"github.com/keeperlb/keeperlb/internal/bgp"
 	"github.com/keeperlb/keeperlb/internal/layer2"
 	"github.com/keeperlb/keeperlb/internal/membership"
 )
@@ -122,6 +125,8 @@ func NewScheme() (*runtime.Scheme, error) {
 // +kubebuilder:rbac:groups=metallb.io,resources=ipaddresspools;l2advertisements;bgpadvertisements;bgppeers;bfdprofiles;communities,verbs=get;list;watch
 // +kubebuilder:rbac:groups=metallb.io,resources=servicel2statuses;servicebgpstatuses;bgpsessionstates,verbs=get;list;watch;create;update;patch;delete
 // +kubebuilder:rbac:groups=metallb.io,resources=servicel2statuses/status;servicebgpstatuses/status;bgpsessionstates/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups=metallb.io,resources=configurationstates,verbs=get;list;watch;create
+// +kubebuilder:rbac:groups=metallb.io,resources=configurationstates/status,verbs=get;update;patch
 // +kubebuilder:rbac:groups="",namespace=metallb-system,resources=secrets,verbs=get;list;watch
 
 // Run runs the speaker until ctx ends.
@@ -158,14 +163,17 @@ func Run(ctx context.Context, restCfg *rest.Config, opts Options, log *slog.Logg
 		Cache: cache.Options{
 			DefaultTransform: trimForCache,
 			ByObject: map[client.Object]cache.ByObject{
-				&corev1.Secret{}:            inNamespace,
-				&v1beta1.IPAddressPool{}:    inNamespace,
-				&v1beta1.L2Advertisement{}:  inNamespace,
-				&v1beta1.BGPAdvertisement{}: inNamespace,
-				&v1beta2.BGPPeer{}:          inNamespace,
-				&v1beta1.BFDProfile{}:       inNamespace,
-				&v1beta1.Community{}:        inNamespace,
-				&v1beta1.ServiceL2Status{}:  inNamespace,
+				&corev1.Secret{}:              inNamespace,
+				&v1beta1.IPAddressPool{}:      inNamespace,
+				&v1beta1.L2Advertisement{}:    inNamespace,
+				&v1beta1.BGPAdvertisement{}:   inNamespace,
+				&v1beta2.BGPPeer{}:            inNamespace,
+				&v1beta1.BFDProfile{}:         inNamespace,
+				&v1beta1.Community{}:          inNamespace,
+				&v1beta1.ServiceL2Status{}:    inNamespace,
+				&v1beta1.ServiceBGPStatus{}:   inNamespace,
+				&v1beta1.BGPSessionState{}:    inNamespace,
+				&v1beta1.ConfigurationState{}: inNamespace,
 			},
 		},
 		Metrics:                metricsserver.Options{BindAddress: opts.MetricsAddr},
@@ -209,6 +217,26 @@ func Run(ctx context.Context, restCfg *rest.Config, opts Options, log *slog.Logg
 		return fmt.Errorf("adding ready check: %w", err)
 	}
 
+	// Session changes come from GoBGP's goroutines: each becomes an Event
+	// on the BGPPeer and a pass, which rewrites BGPSessionState.
+	rec := mgr.GetEventRecorder("keeperlb-speaker")
+	sessionChanged := make(chan struct{}, 1)
+	engine, err := bgp.New(log.With("component", "bgp"), reg, bgp.Options{
+		OnSessionChange: func(s bgp.SessionState) {
+			sessionEvent(rec, opts.Namespace, opts.NodeName, s)
+			select {
+			case sessionChanged <- struct{}{}:
+			default:
+			}
+		},
+	})
+	if err != nil {
+		return fmt.Errorf("starting the BGP engine: %w", err)
+	}
+	// Close shuts sessions down; with graceful restart negotiated the
+	// routers keep the routes while the speaker restarts.
+	defer engine.Close()
+
 	r := &reconciler{
 		client:     mgr.GetClient(),
 		namespace:  opts.Namespace,
@@ -216,9 +244,10 @@ func Run(ctx context.Context, restCfg *rest.Config, opts Options, log *slog.Logg
 		lbClass:    opts.LBClass,
 		live:       det,
 		l2:         ann,
+		bgp:        engine,
 		interfaces: layer2.SystemInterfaces,
 		metrics:    m,
-		events:     mgr.GetEventRecorder("keeperlb-speaker"),
+		events:     rec,
 		log:        log.With("component", "speaker"),
 	}
 	all := handler.EnqueueRequestsFromMapFunc(func(context.Context, client.Object) []reconcile.Request {
@@ -233,6 +262,8 @@ func Run(ctx context.Context, restCfg *rest.Config, opts Options, log *slog.Logg
 					case <-ctx.Done():
 						return
 					case <-det.Changes():
+						q.Add(reconcile.Request{})
+					case <-sessionChanged:
 						q.Add(reconcile.Request{})
 					}
 				}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -13,28 +14,87 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/keeperlb/keeperlb/api/v1beta1"
+	"github.com/keeperlb/keeperlb/internal/bgp"
 )
 
-// Labels on ServiceL2Status objects, as MetalLB sets them, so that
-// `kubectl get servicel2status -l metallb.io/service-name=web` works the same.
+// Labels on the status objects a speaker writes. The first three are
+// MetalLB's, so that `kubectl get servicel2status -l metallb.io/service-name=web`
+// works the same.
 const (
 	LabelNode             = "metallb.io/node"
 	LabelServiceName      = "metallb.io/service-name"
 	LabelServiceNamespace = "metallb.io/service-namespace"
+	LabelPeer             = "metallb.io/peer"
 )
+
+// statusName names a status object of one node about one thing (a Service,
+// a peer). It is a hash so that it is a valid object name whatever the
+// lengths, and stable so that writing it twice is an update, not a
+// duplicate.
+func statusName(prefix, node, about string) string {
+	sum := sha256.Sum256([]byte(node + "\x00" + about))
+	return prefix + hex.EncodeToString(sum[:10])
+}
+
+// serviceLabels are the labels of a status object about Service key.
+func serviceLabels(node, key string) map[string]string {
+	ns, name, _ := strings.Cut(key, "/")
+	return map[string]string{LabelNode: node, LabelServiceName: name, LabelServiceNamespace: ns}
+}
+
+// syncStatuses makes the status objects in have (this node's, of one kind)
+// match want (by name): it deletes the extra ones, updates the status of
+// those that differ and creates the missing ones. T's status lives in the
+// status subresource, so a create is followed by a status update.
+func syncStatuses[T client.Object](ctx context.Context, c client.Client, have []T, want map[string]T,
+	same func(have, want T) bool, copyStatus func(dst, src T)) error {
+	var errs []error
+	seen := map[string]bool{}
+	for _, obj := range have {
+		w, ok := want[obj.GetName()]
+		if !ok {
+			if err := c.Delete(ctx, obj); err != nil && !apierrors.IsNotFound(err) {
+				errs = append(errs, err)
+			}
+			continue
+		}
+		seen[obj.GetName()] = true
+		if same(obj, w) {
+			continue
+		}
+		copyStatus(obj, w)
+		if err := c.Status().Update(ctx, obj); err != nil && !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {
+			errs = append(errs, err)
+		}
+	}
+	names := make([]string, 0, len(want))
+	for n := range want {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	for _, n := range names {
+		if seen[n] {
+			continue
+		}
+		obj := want[n].DeepCopyObject().(T)
+		if err := c.Create(ctx, obj); err != nil {
+			if !apierrors.IsAlreadyExists(err) {
+				errs = append(errs, err)
+			}
+			continue
+		}
+		copyStatus(obj, want[n])
+		if err := c.Status().Update(ctx, obj); err != nil && !apierrors.IsConflict(err) {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
 
 // l2Status is the desired content of one ServiceL2Status.
 type l2Status struct {
 	service    string // namespace/name
 	interfaces []string
-}
-
-// l2StatusName names the ServiceL2Status of one Service on one node. It is a
-// hash so that it is a valid object name whatever the lengths, and stable so
-// that writing it twice is an update, not a duplicate.
-func l2StatusName(node, service string) string {
-	sum := sha256.Sum256([]byte(node + "\x00" + service))
-	return "l2-" + hex.EncodeToString(sum[:10])
 }
 
 // syncL2Statuses makes the ServiceL2Status objects of node match want: one
@@ -46,76 +106,107 @@ func syncL2Statuses(ctx context.Context, c client.Client, ns, node string, want 
 	if err := c.List(ctx, &list, client.InNamespace(ns)); err != nil {
 		return fmt.Errorf("listing ServiceL2Status: %w", err)
 	}
-	var errs []string
-	seen := map[string]bool{}
+	var errs []error
+	var mine []*v1beta1.ServiceL2Status
 	for i := range list.Items {
 		st := &list.Items[i]
 		owner := st.Labels[LabelNode]
+		if owner == node {
+			mine = append(mine, st)
+			continue
+		}
 		key := st.Labels[LabelServiceNamespace] + "/" + st.Labels[LabelServiceName]
-		if owner != node {
-			// Another node's object: remove it only when that node is dead
-			// and this one has taken the Service over.
-			if _, mine := want[key]; mine && !slices.Contains(live, owner) {
-				if err := c.Delete(ctx, st); err != nil && !apierrors.IsNotFound(err) {
-					errs = append(errs, err.Error())
-				}
-			}
-			continue
-		}
-		w, ok := want[key]
-		if !ok || st.Name != l2StatusName(node, key) {
+		if _, taken := want[key]; taken && !slices.Contains(live, owner) {
 			if err := c.Delete(ctx, st); err != nil && !apierrors.IsNotFound(err) {
-				errs = append(errs, err.Error())
-			}
-			continue
-		}
-		seen[key] = true
-		svcNS, svcName, _ := strings.Cut(key, "/")
-		desired := v1beta1.ServiceL2StatusStatus{Node: node, ServiceName: svcName, ServiceNamespace: svcNS, Interfaces: interfaceInfos(w.interfaces)}
-		if st.Status.Node != node || st.Status.ServiceName != svcName || st.Status.ServiceNamespace != svcNS ||
-			!slices.Equal(interfaceNames(st.Status.Interfaces), w.interfaces) {
-			st.Status = desired
-			if err := c.Status().Update(ctx, st); err != nil && !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {
-				errs = append(errs, err.Error())
+				errs = append(errs, err)
 			}
 		}
 	}
-	keys := make([]string, 0, len(want))
-	for k := range want {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	for _, key := range keys {
-		if seen[key] {
-			continue
-		}
+	desired := map[string]*v1beta1.ServiceL2Status{}
+	for key, w := range want {
 		svcNS, svcName, _ := strings.Cut(key, "/")
-		st := &v1beta1.ServiceL2Status{ObjectMeta: metav1.ObjectMeta{
-			Namespace: ns,
-			Name:      l2StatusName(node, key),
-			Labels:    map[string]string{LabelNode: node, LabelServiceName: svcName, LabelServiceNamespace: svcNS},
-		}}
-		if err := c.Create(ctx, st); err != nil && !apierrors.IsAlreadyExists(err) {
-			errs = append(errs, err.Error())
-			continue
-		}
-		st.Status = v1beta1.ServiceL2StatusStatus{Node: node, ServiceName: svcName, ServiceNamespace: svcNS, Interfaces: interfaceInfos(want[key].interfaces)}
-		if err := c.Status().Update(ctx, st); err != nil && !apierrors.IsConflict(err) {
-			errs = append(errs, err.Error())
+		name := statusName("l2-", node, key)
+		desired[name] = &v1beta1.ServiceL2Status{
+			ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name, Labels: serviceLabels(node, key)},
+			Status: v1beta1.ServiceL2StatusStatus{Node: node, ServiceName: svcName, ServiceNamespace: svcNS,
+				Interfaces: interfaceInfos(w.interfaces)},
 		}
 	}
-	if len(errs) > 0 {
-		return fmt.Errorf("writing ServiceL2Status: %s", strings.Join(errs, "; "))
+	errs = append(errs, syncStatuses(ctx, c, mine, desired,
+		func(a, b *v1beta1.ServiceL2Status) bool {
+			return a.Status.Node == b.Status.Node && a.Status.ServiceName == b.Status.ServiceName &&
+				a.Status.ServiceNamespace == b.Status.ServiceNamespace &&
+				slices.Equal(a.Status.Interfaces, b.Status.Interfaces)
+		},
+		func(dst, src *v1beta1.ServiceL2Status) { dst.Status = src.Status }))
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("writing ServiceL2Status: %w", err)
 	}
 	return nil
 }
 
-func interfaceNames(in []v1beta1.InterfaceInfo) []string {
-	out := make([]string, len(in))
-	for i, x := range in {
-		out[i] = x.Name
+// syncBGPStatuses writes one ServiceBGPStatus per Service this node
+// advertises, naming the peers that receive it.
+func syncBGPStatuses(ctx context.Context, c client.Client, ns, node string, adverts []bgp.ServiceAdvert) error {
+	var list v1beta1.ServiceBGPStatusList
+	if err := c.List(ctx, &list, client.InNamespace(ns), client.MatchingLabels{LabelNode: node}); err != nil {
+		return fmt.Errorf("listing ServiceBGPStatus: %w", err)
 	}
-	return out
+	have := make([]*v1beta1.ServiceBGPStatus, len(list.Items))
+	for i := range list.Items {
+		have[i] = &list.Items[i]
+	}
+	want := map[string]*v1beta1.ServiceBGPStatus{}
+	for _, a := range adverts {
+		svcNS, svcName, _ := strings.Cut(a.Key, "/")
+		name := statusName("bgp-", node, a.Key)
+		want[name] = &v1beta1.ServiceBGPStatus{
+			ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name, Labels: serviceLabels(node, a.Key)},
+			Status:     v1beta1.ServiceBGPStatusStatus{Node: node, ServiceName: svcName, ServiceNamespace: svcNS, Peers: a.Peers},
+		}
+	}
+	err := syncStatuses(ctx, c, have, want,
+		func(a, b *v1beta1.ServiceBGPStatus) bool {
+			return a.Status.Node == b.Status.Node && a.Status.ServiceName == b.Status.ServiceName &&
+				a.Status.ServiceNamespace == b.Status.ServiceNamespace && slices.Equal(a.Status.Peers, b.Status.Peers)
+		},
+		func(dst, src *v1beta1.ServiceBGPStatus) { dst.Status = src.Status })
+	if err != nil {
+		return fmt.Errorf("writing ServiceBGPStatus: %w", err)
+	}
+	return nil
+}
+
+// syncSessionStates writes one BGPSessionState per session of this node.
+func syncSessionStates(ctx context.Context, c client.Client, ns, node string, sessions []bgp.SessionState) error {
+	var list v1beta1.BGPSessionStateList
+	if err := c.List(ctx, &list, client.InNamespace(ns), client.MatchingLabels{LabelNode: node}); err != nil {
+		return fmt.Errorf("listing BGPSessionState: %w", err)
+	}
+	have := make([]*v1beta1.BGPSessionState, len(list.Items))
+	for i := range list.Items {
+		have[i] = &list.Items[i]
+	}
+	want := map[string]*v1beta1.BGPSessionState{}
+	for _, s := range sessions {
+		name := statusName("session-", node, s.Peer)
+		bfd := s.BFD
+		if bfd == "" {
+			bfd = "N/A"
+		}
+		want[name] = &v1beta1.BGPSessionState{
+			ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name, Labels: map[string]string{LabelNode: node, LabelPeer: s.Peer}},
+			Status: v1beta1.BGPSessionStateStatus{Node: node, Peer: s.Address.String(), BGPStatus: s.State, BFDStatus: bfd,
+				Reason: s.Reason, Message: s.Message},
+		}
+	}
+	err := syncStatuses(ctx, c, have, want,
+		func(a, b *v1beta1.BGPSessionState) bool { return a.Status == b.Status },
+		func(dst, src *v1beta1.BGPSessionState) { dst.Status = src.Status })
+	if err != nil {
+		return fmt.Errorf("writing BGPSessionState: %w", err)
+	}
+	return nil
 }
 
 func interfaceInfos(names []string) []v1beta1.InterfaceInfo {
