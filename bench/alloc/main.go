@@ -497,6 +497,9 @@ func startController(o options, kubeconfig, dir string) (*controllerProc, error)
 		"--kubeconfig="+kubeconfig,
 		"--namespace="+systemNS,
 		"--metrics-bind-address=0",
+		// No admission webhook: nothing here registers it, and the benchmark
+		// measures allocation only.
+		"--disable-webhook",
 		"--health-probe-bind-address=0",
 		"--workers="+strconv.Itoa(o.workers),
 		"--pprof-bind-address="+o.pprofAddr,
