@@ -6,7 +6,8 @@ import (
 
 // BGPPeerSpec is the deprecated v1beta1 shape of a BGP peer. The API server
 // stores BGPPeers as v1beta2; every v1beta1 field exists there with the same
-// name and JSON shape, so objects convert without a webhook.
+// name and JSON shape, and the controller's conversion webhook keeps the
+// v1beta2-only fields when a v1beta1 client edits a peer.
 type BGPPeerSpec struct {
 	// MyASN is the AS number the speaker uses for this session.
 	// +kubebuilder:validation:Maximum=4294967295

@@ -1,6 +1,7 @@
 // Package v1beta2 holds the metallb.io/v1beta2 API: BGPPeer, the version the
-// API server stores. v1beta1 BGPPeers are still served and convert without a
-// webhook because v1beta2 is a superset with the same JSON shape.
+// API server stores. v1beta1 BGPPeers are still served; v1beta2 is a
+// superset with the same JSON shape, and the controller's conversion webhook
+// carries the v1beta2-only fields through v1beta1 edits.
 //
 // +kubebuilder:object:generate=true
 // +groupName=metallb.io
