@@ -49,6 +49,7 @@ fuzz: ## A short run of every fuzz target; the corpus lives in testdata/fuzz.
 	$(GO) test -run='^$$' -fuzz='^FuzzDecode$$' -fuzztime=$(FUZZTIME) -fuzzminimizetime=5s ./internal/membership/
 	$(GO) test -run='^$$' -fuzz='^FuzzPeerConversion$$' -fuzztime=$(FUZZTIME) -fuzzminimizetime=5s ./internal/webhook/
 	$(GO) test -run='^$$' -fuzz='^FuzzImport$$' -fuzztime=$(FUZZTIME) -fuzzminimizetime=5s ./internal/legacyconfig/
+	$(GO) test -run='^$$' -fuzz='^FuzzReadMessage$$' -fuzztime=$(FUZZTIME) -fuzzminimizetime=5s ./internal/bgp/
 
 demo: build ## Local control plane + controller: apply a pool, create Services, show their IPs.
 	KEEPERLB_K8S_BIN=$$($(K8S_TOOLS)) ./bin/keeperlb demo --controller-bin ./bin/keeperlb-controller

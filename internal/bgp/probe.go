@@ -123,7 +123,19 @@ func readMessage(r io.Reader) (*bgp.BGPMessage, error) {
 	if _, err := io.ReadFull(r, buf[bgp.BGP_HEADER_LENGTH:]); err != nil {
 		return nil, fmt.Errorf("reading the peer's answer: %w", err)
 	}
-	msg, err := bgp.ParseBGPMessage(buf)
+	return parseMessage(buf)
+}
+
+// parseMessage decodes one message from a peer. The bytes come from the
+// network, so a decoder panic (a bug in the library on hostile input)
+// becomes an error instead of taking the speaker down.
+func parseMessage(buf []byte) (msg *bgp.BGPMessage, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			msg, err = nil, fmt.Errorf("parsing the peer's answer: malformed message (%v)", r)
+		}
+	}()
+	msg, err = bgp.ParseBGPMessage(buf)
 	if err != nil {
 		return nil, fmt.Errorf("parsing the peer's answer: %w", err)
 	}
