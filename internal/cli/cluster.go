@@ -189,18 +189,33 @@ func announcers(ctx context.Context, c client.Client, ns string) (map[string]*an
 		for _, i := range s.Status.Interfaces {
 			ifs = append(ifs, i.Name)
 		}
-		a := get(s.Status.ServiceNamespace + "/" + s.Status.ServiceName)
-		a.L2 = append(a.L2, l2Announcer{Node: s.Status.Node, Interfaces: ifs})
+		key, node := statusKey(s.Labels, s.Status.ServiceNamespace, s.Status.ServiceName, s.Status.Node)
+		a := get(key)
+		a.L2 = append(a.L2, l2Announcer{Node: node, Interfaces: ifs})
 	}
 	for _, s := range bgp.Items {
-		a := get(s.Status.ServiceNamespace + "/" + s.Status.ServiceName)
-		a.BGP = append(a.BGP, bgpAnnouncer{Node: s.Status.Node, Peers: slices.Sorted(slices.Values(s.Status.Peers))})
+		key, node := statusKey(s.Labels, s.Status.ServiceNamespace, s.Status.ServiceName, s.Status.Node)
+		a := get(key)
+		a.BGP = append(a.BGP, bgpAnnouncer{Node: node, Peers: slices.Sorted(slices.Values(s.Status.Peers))})
 	}
 	for _, a := range out {
 		slices.SortFunc(a.L2, func(x, y l2Announcer) int { return strings.Compare(x.Node, y.Node) })
 		slices.SortFunc(a.BGP, func(x, y bgpAnnouncer) int { return strings.Compare(x.Node, y.Node) })
 	}
 	return out, true, nil
+}
+
+// statusKey returns the "namespace/name" of the Service a speaker status
+// object is about, and its node, from its status or, between the object's
+// creation and its first status write, from the labels the speakers set.
+func statusKey(labels map[string]string, ns, name, node string) (string, string) {
+	if name == "" {
+		ns, name = labels["metallb.io/service-namespace"], labels["metallb.io/service-name"]
+	}
+	if node == "" {
+		node = labels["metallb.io/node"]
+	}
+	return ns + "/" + name, node
 }
 
 // sessionState is one node's BGP session with one peer, as the speakers
@@ -212,6 +227,10 @@ type sessionState struct {
 	Peer      string `json:"peer"`
 	BGPStatus string `json:"bgpStatus"`
 	BFDStatus string `json:"bfdStatus,omitempty"`
+	// Reason and Message say why a session is not Established, where the
+	// speaker reports it.
+	Reason  string `json:"reason,omitempty"`
+	Message string `json:"message,omitempty"`
 	// peerName is the BGPPeer's name from the metallb.io/peer label, when
 	// the speaker sets it.
 	peerName string
@@ -239,6 +258,7 @@ func sessionStates(ctx context.Context, c client.Client, ns string) ([]sessionSt
 		}
 		out = append(out, sessionState{
 			Node: str("node"), Peer: str("peer"), BGPStatus: str("bgpStatus"), BFDStatus: str("bfdStatus"),
+			Reason: str("reason"), Message: str("message"),
 			peerName: u.GetLabels()["metallb.io/peer"],
 		})
 	}

@@ -396,6 +396,44 @@ func TestPeerAndBFDProfileLifecycle(t *testing.T) {
 		t.Errorf("peer list -o json: %v %+v", err, peers)
 	}
 
+	// Once speakers report sessions (BGPSessionState, matched to the peer
+	// by address) and advertised Services (ServiceBGPStatus), peer list
+	// shows them.
+	for node, st := range map[string]v1beta1.BGPSessionStateStatus{
+		"node-a": {Node: "node-a", Peer: "198.18.0.1", BGPStatus: "Established", BFDStatus: "Up"},
+		"node-b": {Node: "node-b", Peer: "198.18.0.1", BGPStatus: "Active", Reason: "ConnectionRefused"},
+	} {
+		ss := &v1beta1.BGPSessionState{ObjectMeta: metav1.ObjectMeta{Namespace: e.ns, Name: "tor-a-" + node}}
+		if err := e.c.Create(e.ctx, ss); err != nil {
+			t.Fatal(err)
+		}
+		ss.Status = st
+		if err := e.c.Status().Update(e.ctx, ss); err != nil {
+			t.Fatal(err)
+		}
+	}
+	bs := &v1beta1.ServiceBGPStatus{ObjectMeta: metav1.ObjectMeta{Namespace: e.ns, Name: "web-node-a"}}
+	if err := e.c.Create(e.ctx, bs); err != nil {
+		t.Fatal(err)
+	}
+	bs.Status = v1beta1.ServiceBGPStatusStatus{Node: "node-a", ServiceName: "web", ServiceNamespace: e.app, Peers: []string{"tor-a"}}
+	if err := e.c.Status().Update(e.ctx, bs); err != nil {
+		t.Fatal(err)
+	}
+	out = e.mustRun("-n", e.ns, "peer", "list")
+	lines = strings.Split(strings.TrimSpace(out), "\n")
+	if !strings.Contains(lines[1], "Established 1/2 (node-b=Active/ConnectionRefused)") || !strings.HasSuffix(lines[1], " 1") {
+		t.Errorf("tor-a row with sessions: %q", lines[1])
+	}
+	if f := strings.Fields(lines[2]); f[len(f)-2] != "-" || f[len(f)-1] != "0" {
+		t.Errorf("tor-b row (no sessions, no Services): %q", lines[2])
+	}
+	e.createSvc("web")
+	out = e.mustRun("-n", e.ns, "status")
+	if !strings.Contains(out, "bgp:node-a>tor-a") {
+		t.Errorf("status lacks the BGP announcer:\n%s", out)
+	}
+
 	out = e.mustRun("-n", e.ns, "bfd-profile", "list")
 	if f := strings.Fields(strings.Split(strings.TrimSpace(out), "\n")[1]); strings.Join(f, " ") != "fast 100 150 3 true 50 false - tor-a" {
 		t.Errorf("bfd-profile list row %q (defaults should be filled in)", f)

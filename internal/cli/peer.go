@@ -279,7 +279,11 @@ func (v peerView) sessionSummary() string {
 		if strings.EqualFold(s.BGPStatus, "Established") {
 			up++
 		} else {
-			other = append(other, s.Node+"="+s.BGPStatus)
+			st := s.Node + "=" + dash(s.BGPStatus)
+			if s.Reason != "" {
+				st += "/" + s.Reason
+			}
+			other = append(other, st)
 		}
 	}
 	sum := fmt.Sprintf("Established %d/%d", up, len(v.Sessions))
