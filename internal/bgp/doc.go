@@ -22,6 +22,32 @@
 // that peer and a prefix set. Received routes are rejected on import; a
 // node never learns or re-advertises routes.
 //
+// Engine behaviour worth knowing:
+//
+//   - The speaker only connects out (GoBGP listens on no port), so it does
+//     not clash with another BGP daemon on the host. Connection attempts
+//     repeat every connectTime (default 5 s, not GoBGP's 120 s), and a
+//     dropped session is retried after 2 s (GoBGP: 30 s).
+//   - BFD (GoBGP's, single hop, asynchronous, UDP 3784) is enabled on a
+//     session once it is first established: FRR re-creates its BFD session
+//     when the BGP session comes up, and a BFD session already Up here
+//     would take that for a failure and reset the new BGP session.
+//   - Close is graceful: sessions with graceful restart are closed without
+//     a NOTIFICATION, so routers keep the routes (stale) until the next
+//     speaker re-announces them and sends End-of-RIB. The first Apply of a
+//     new speaker must therefore carry the full state: End-of-RIB follows
+//     the routes present when a session comes up, and the router then
+//     drops every stale route that was not re-announced.
+//   - Why a session is down is reported per session (SessionState.Reason):
+//     refused, no answer, TCP-MD5 password mismatch (the router silently
+//     drops segments, so a timeout with a password set), ASN mismatch,
+//     hold timer expired, BFD down, ... GoBGP drops a NOTIFICATION received
+//     before a session is established without reporting its code; when a
+//     router refuses the OPEN, the engine opens one probe connection, sends
+//     the same OPEN and reads the code (bad peer AS, bad BGP identifier).
+//   - The metrics are metallb_bgp_session_up, metallb_bgp_updates_total
+//     and metallb_bgp_announced_prefixes_total, labelled peer="addr:port".
+//
 // GoBGP opens its sockets from its own goroutines, so the process that
 // runs a Speaker must already be in the node's network namespace.
 package bgp

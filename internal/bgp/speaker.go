@@ -252,14 +252,20 @@ func (s *Speaker) Apply(ctx context.Context, d Desired) error {
 			kept[p] = t
 		}
 	}
+	refreshed := true
 	for _, name := range peersToRefresh(kept, newTreat, stable) {
 		pc := s.peers[name]
 		if err := s.srv.ResetPeer(ctx, &api.ResetPeerRequest{Address: pc.Address.String(), Soft: true, Direction: api.ResetPeerRequest_DIRECTION_OUT}); err != nil {
 			errs = append(errs, fmt.Errorf("re-sending routes to BGPPeer %s: %w", name, err))
+			refreshed = false
 		}
 	}
-	for p := range kept {
-		s.treat[p] = newTreat[p]
+	if refreshed {
+		// Otherwise keep the old view, so that the next Apply sees the
+		// difference again and retries.
+		for p := range kept {
+			s.treat[p] = newTreat[p]
+		}
 	}
 	return errors.Join(errs...)
 }
