@@ -399,3 +399,15 @@ data:
 		t.Errorf("-o json: %v %+v", err, list)
 	}
 }
+
+func TestPluginRootReadsAsKubectlKeeperlb(t *testing.T) {
+	var out bytes.Buffer
+	root := NewPluginRoot(&out)
+	root.SetArgs([]string{"lb", "create", "--help"})
+	if err := root.Execute(); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out.String(), "kubectl keeperlb lb create NAME") {
+		t.Errorf("plugin help does not read as kubectl keeperlb:\n%s", out.String())
+	}
+}
