@@ -22,7 +22,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	clientfeatures "k8s.io/client-go/features"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/util/workqueue"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -43,6 +42,7 @@ import (
 
 	"github.com/keeperlb/keeperlb/api/v1beta1"
 	"github.com/keeperlb/keeperlb/api/v1beta2"
+	"github.com/keeperlb/keeperlb/internal/kubeobj"
 	"github.com/keeperlb/keeperlb/internal/webhook"
 )
 
@@ -146,15 +146,7 @@ func (o *Options) BindFlags(fs *flag.FlagSet) {
 }
 
 // NewScheme returns a scheme holding the core kinds and every metallb.io kind.
-func NewScheme() (*runtime.Scheme, error) {
-	s := runtime.NewScheme()
-	for _, add := range []func(*runtime.Scheme) error{clientgoscheme.AddToScheme, v1beta1.AddToScheme, v1beta2.AddToScheme} {
-		if err := add(s); err != nil {
-			return nil, fmt.Errorf("building scheme: %w", err)
-		}
-	}
-	return s, nil
-}
+func NewScheme() (*runtime.Scheme, error) { return kubeobj.NewScheme() }
 
 // The controller's permissions; `make generate` turns them into
 // config/rbac/controller.
@@ -211,22 +203,12 @@ func Run(ctx context.Context, restCfg *rest.Config, opts Options, log *slog.Logg
 		return err
 	}
 
-	inNamespace := cache.ByObject{Namespaces: map[string]cache.Config{opts.Namespace: {}}}
 	mgr, err := manager.New(cfg, manager.Options{
 		Scheme: scheme,
 		Logger: lr,
 		Cache: cache.Options{
-			DefaultTransform: trimForCache,
-			ByObject: map[client.Object]cache.ByObject{
-				&corev1.Secret{}:              inNamespace,
-				&v1beta1.IPAddressPool{}:      inNamespace,
-				&v1beta1.L2Advertisement{}:    inNamespace,
-				&v1beta1.BGPAdvertisement{}:   inNamespace,
-				&v1beta2.BGPPeer{}:            inNamespace,
-				&v1beta1.BFDProfile{}:         inNamespace,
-				&v1beta1.Community{}:          inNamespace,
-				&v1beta1.ConfigurationState{}: inNamespace,
-			},
+			DefaultTransform: kubeobj.Trim,
+			ByObject:         kubeobj.InNamespace(opts.Namespace, &v1beta1.ConfigurationState{}),
 		},
 		Metrics:                       metricsserver.Options{BindAddress: opts.MetricsAddr},
 		HealthProbeBindAddress:        opts.HealthAddr,

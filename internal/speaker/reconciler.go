@@ -16,9 +16,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
-	"github.com/keeperlb/keeperlb/api/v1beta1"
-	"github.com/keeperlb/keeperlb/api/v1beta2"
 	"github.com/keeperlb/keeperlb/internal/config"
+	"github.com/keeperlb/keeperlb/internal/configread"
 	"github.com/keeperlb/keeperlb/internal/election"
 	"github.com/keeperlb/keeperlb/internal/layer2"
 	"github.com/keeperlb/keeperlb/internal/membership"
@@ -178,7 +177,10 @@ func (r *reconciler) report(svcs []corev1.Service, owned map[string][]netip.Addr
 // parse leaves the last good one in force: announcements continue as they
 // were (the controller reports the errors on the objects).
 func (r *reconciler) loadConfig(ctx context.Context) {
-	res, err := listConfig(ctx, r.client, r.namespace)
+	res, err := configread.Read(ctx, r.client, r.namespace)
+	if err == nil {
+		err = configread.ListSecrets(ctx, r.client, &res)
+	}
 	if err == nil {
 		var cfg *config.Config
 		if cfg, err = config.Parse(res); err == nil {
@@ -193,29 +195,6 @@ func (r *reconciler) loadConfig(ctx context.Context) {
 		r.cfgErr = msg
 		r.log.Warn("configuration rejected; keeping the last good one", "err", err)
 	}
-}
-
-// listConfig reads every configuration object of the install namespace.
-func listConfig(ctx context.Context, c client.Client, ns string) (config.Resources, error) {
-	res := config.Resources{Namespace: ns}
-	var (
-		pools   v1beta1.IPAddressPoolList
-		l2      v1beta1.L2AdvertisementList
-		bgp     v1beta1.BGPAdvertisementList
-		peers   v1beta2.BGPPeerList
-		bfd     v1beta1.BFDProfileList
-		comms   v1beta1.CommunityList
-		secrets corev1.SecretList
-	)
-	var errs []error
-	for _, l := range []client.ObjectList{&pools, &l2, &bgp, &peers, &bfd, &comms, &secrets} {
-		if err := c.List(ctx, l, client.InNamespace(ns)); err != nil {
-			errs = append(errs, fmt.Errorf("listing %T: %w", l, err))
-		}
-	}
-	res.Pools, res.L2Advs, res.BGPAdvs, res.Peers = pools.Items, l2.Items, bgp.Items, peers.Items
-	res.BFDProfiles, res.Communities, res.Secrets = bfd.Items, comms.Items, secrets.Items
-	return res, errors.Join(errs...)
 }
 
 func parseAddr(s string) (netip.Addr, error) {

@@ -22,9 +22,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
-	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/runtime"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/util/workqueue"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -44,6 +42,7 @@ import (
 	"github.com/keeperlb/keeperlb/api/v1beta1"
 	"github.com/keeperlb/keeperlb/api/v1beta2"
 	"github.com/keeperlb/keeperlb/internal/bgp"
+	"github.com/keeperlb/keeperlb/internal/kubeobj"
 	"github.com/keeperlb/keeperlb/internal/layer2"
 	"github.com/keeperlb/keeperlb/internal/membership"
 )
@@ -106,15 +105,7 @@ func (o *Options) BindFlags(fs *flag.FlagSet) {
 }
 
 // NewScheme returns a scheme holding the core kinds and every metallb.io kind.
-func NewScheme() (*runtime.Scheme, error) {
-	s := runtime.NewScheme()
-	for _, add := range []func(*runtime.Scheme) error{clientgoscheme.AddToScheme, v1beta1.AddToScheme, v1beta2.AddToScheme} {
-		if err := add(s); err != nil {
-			return nil, fmt.Errorf("building scheme: %w", err)
-		}
-	}
-	return s, nil
-}
+func NewScheme() (*runtime.Scheme, error) { return kubeobj.NewScheme() }
 
 // The speaker's permissions; `make generate` turns them into
 // config/rbac/speaker.
@@ -156,25 +147,13 @@ func Run(ctx context.Context, restCfg *rest.Config, opts Options, log *slog.Logg
 		return err
 	}
 
-	inNamespace := cache.ByObject{Namespaces: map[string]cache.Config{opts.Namespace: {}}}
 	mgr, err := manager.New(cfg, manager.Options{
 		Scheme: scheme,
 		Logger: lr,
 		Cache: cache.Options{
-			DefaultTransform: trimForCache,
-			ByObject: map[client.Object]cache.ByObject{
-				&corev1.Secret{}:              inNamespace,
-				&v1beta1.IPAddressPool{}:      inNamespace,
-				&v1beta1.L2Advertisement{}:    inNamespace,
-				&v1beta1.BGPAdvertisement{}:   inNamespace,
-				&v1beta2.BGPPeer{}:            inNamespace,
-				&v1beta1.BFDProfile{}:         inNamespace,
-				&v1beta1.Community{}:          inNamespace,
-				&v1beta1.ServiceL2Status{}:    inNamespace,
-				&v1beta1.ServiceBGPStatus{}:   inNamespace,
-				&v1beta1.BGPSessionState{}:    inNamespace,
-				&v1beta1.ConfigurationState{}: inNamespace,
-			},
+			DefaultTransform: kubeobj.Trim,
+			ByObject: kubeobj.InNamespace(opts.Namespace, &v1beta1.ServiceL2Status{}, &v1beta1.ServiceBGPStatus{},
+				&v1beta1.BGPSessionState{}, &v1beta1.ConfigurationState{}),
 		},
 		Metrics:                metricsserver.Options{BindAddress: opts.MetricsAddr},
 		HealthProbeBindAddress: opts.HealthAddr,
@@ -291,18 +270,3 @@ func Run(ctx context.Context, restCfg *rest.Config, opts Options, log *slog.Logg
 
 // ctrlQueue is the queue type controller-runtime hands to raw sources.
 type ctrlQueue = workqueue.TypedRateLimitingInterface[reconcile.Request]
-
-// trimForCache drops what the speaker never reads (managed fields, the
-// last-applied annotation) before objects enter the cache.
-func trimForCache(obj any) (any, error) {
-	if m, err := meta.Accessor(obj); err == nil {
-		m.SetManagedFields(nil)
-		if a := m.GetAnnotations(); a != nil {
-			if _, ok := a[corev1.LastAppliedConfigAnnotation]; ok {
-				delete(a, corev1.LastAppliedConfigAnnotation)
-				m.SetAnnotations(a)
-			}
-		}
-	}
-	return obj, nil
-}
