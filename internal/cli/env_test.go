@@ -139,6 +139,8 @@ func (e *cliEnv) startController() {
 	opts.LeaderElect = false
 	opts.MetricsAddr = "0"
 	opts.HealthAddr = "0"
+	// No admission webhook: it would bind :9443 once per test controller.
+	opts.Webhook.Disable = true
 	opts.Registry = prometheus.NewRegistry()
 	opts.SkipNameValidation = true
 	opts.PoolStatusInterval = 100 * time.Millisecond
