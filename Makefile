@@ -8,7 +8,7 @@ CONTROLLER_GEN := $(GO) tool controller-gen
 K8S_TOOLS := bash hack/k8s-tools/build.sh
 FUZZTIME ?= 10s
 
-.PHONY: lab-deps all build generate verify-generate lint test unit integration fuzz demo bench bench-alloc bench-ipam clean
+.PHONY: lab-deps all build generate verify-generate lint test unit integration fuzz demo bench bench-alloc bench-ipam clean images
 
 all: build
 
@@ -64,3 +64,6 @@ bench-alloc: build ## Controller backlog/steady-state/RSS against the raw API wr
 
 clean:
 	rm -rf bin
+
+images: ## OCI image-layout tarballs of the controller and speaker in bin/images (no Docker needed; PLATFORMS=linux/amd64,linux/arm64 for more).
+	$(GO) run ./hack/images -out bin/images $(if $(PLATFORMS),-platforms $(PLATFORMS))

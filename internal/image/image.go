@@ -40,7 +40,6 @@ const (
 	LabelVersion  = "org.opencontainers.image.version"
 	LabelRevision = "org.opencontainers.image.revision"
 	LabelCreated  = "org.opencontainers.image.created"
-	LabelLicenses = "org.opencontainers.image.licenses"
 	// RefName names an image in an OCI layout's index.json.
 	RefName = "org.opencontainers.image.ref.name"
 	// ContainerdName is the full image name `ctr import` gives the image.
@@ -80,7 +79,6 @@ func (s Spec) Labels() map[string]string {
 		LabelRevision: s.Revision,
 		LabelSource:   s.Source,
 		LabelCreated:  s.Created.UTC().Format(time.RFC3339),
-		LabelLicenses: "Apache-2.0",
 	}
 	for k, v := range l {
 		if v == "" {
