@@ -1,5 +1,5 @@
 # KeeperLB. On a fresh machine:
-#   make demo   a local control plane where a LoadBalancer Service gets an IP
+#   make demo   a 3-node lab: a Service's IP answered over ARP, then failover
 #   make test   every test tier, as CI runs it
 SHELL := /bin/bash
 GO ?= go
@@ -51,8 +51,8 @@ fuzz: ## A short run of every fuzz target; the corpus lives in testdata/fuzz.
 	$(GO) test -run='^$$' -fuzz='^FuzzImport$$' -fuzztime=$(FUZZTIME) -fuzzminimizetime=5s ./internal/legacyconfig/
 	$(GO) test -run='^$$' -fuzz='^FuzzReadMessage$$' -fuzztime=$(FUZZTIME) -fuzzminimizetime=5s ./internal/bgp/
 
-demo: build ## Local control plane + controller: apply a pool, create Services, show their IPs.
-	KEEPERLB_K8S_BIN=$$($(K8S_TOOLS)) ./bin/keeperlb demo --controller-bin ./bin/keeperlb-controller
+demo: lab-deps build ## 3-node netns lab: a Service's IP over ARP, then failover when its speaker dies (DEMO_FLAGS=--keep keeps the lab).
+	KEEPERLB_K8S_BIN=$$($(K8S_TOOLS)) ./bin/keeperlb demo --controller-bin ./bin/keeperlb-controller --speaker-bin ./bin/keeperlb-speaker $(DEMO_FLAGS)
 
 bench: bench-ipam bench-alloc ## Every benchmark table.
 
