@@ -12,7 +12,11 @@ import (
 // TestCheckCatchesViolations breaks a good install one way at a time and
 // expects Check to name what broke: the policy's assertions can fail.
 func TestCheckCatchesViolations(t *testing.T) {
-	key := memberlistKey(t)
+	good := kustomize(t, "default", map[string][]byte{"speaker/memberlist.key": memberlistKey(t)})
+	want := defaultWant(t, "metallb-system")
+	if err := install.Check(good, want); err != nil {
+		t.Fatalf("the unbroken install must pass: %v", err)
+	}
 	container := func(objs []*unstructured.Unstructured, kind, name string) map[string]any {
 		cs, _, _ := unstructured.NestedSlice(install.Find(objs, kind, name).Object, "spec", "template", "spec", "containers")
 		return cs[0].(map[string]any)
@@ -136,12 +140,12 @@ func TestCheckCatchesViolations(t *testing.T) {
 		}, "want the install namespace"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			objs := kustomize(t, "default", map[string][]byte{"speaker/memberlist.key": key})
-			if err := install.Check(objs, defaultWant(t, "metallb-system")); err != nil {
-				t.Fatalf("the unbroken install must pass: %v", err)
+			objs := make([]*unstructured.Unstructured, len(good))
+			for i, o := range good {
+				objs[i] = o.DeepCopy()
 			}
 			tc.mutate(objs)
-			err := install.Check(objs, defaultWant(t, "metallb-system"))
+			err := install.Check(objs, want)
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("want an error containing %q, got: %v", tc.want, err)
 			}
