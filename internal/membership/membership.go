@@ -29,7 +29,9 @@
 // heard from the others and would believe itself alone; its peers therefore
 // ignore it as a candidate until it says it is ready, and it should not
 // announce anything before its own Ready, which comes one Timeout after it
-// learnt its peers (SetPeers). A speaker that stops says "not ready" once
+// learnt its peers (SetPeers) and once every peer it hears is ready too, so
+// that speakers started together act on the same view instead of the first
+// one announcing everything alone. A speaker that stops says "not ready" once
 // more on its way out, so a planned restart hands over without waiting for
 // the timeout.
 package membership
@@ -63,6 +65,9 @@ type Options struct {
 	Interval time.Duration
 	// Timeout is how long a peer stays alive after its last heartbeat.
 	Timeout time.Duration
+	// SettleMax bounds how long Ready waits for peers that are heard but
+	// not ready yet; zero means ten Timeouts.
+	SettleMax time.Duration
 	// Key authenticates heartbeats; every speaker must have the same key.
 	// An empty key still works but lets anyone on the network forge
 	// heartbeats.
@@ -96,8 +101,11 @@ type Detector struct {
 	mu    sync.Mutex
 	seq   uint64
 	peers map[string]*peerState
-	ready bool
-	live  []string // last computed, sorted
+	ready bool // what heartbeats say: known the peers for one Timeout
+	// settled is what Ready reports: ready, and every peer heard from is
+	// ready too (or SettleMax passed). It latches.
+	settled bool
+	live    []string // last computed, sorted
 }
 
 type peerState struct {
@@ -118,6 +126,9 @@ func New(log *slog.Logger, opts Options) (*Detector, error) {
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now
+	}
+	if opts.SettleMax <= 0 {
+		opts.SettleMax = 10 * opts.Timeout
 	}
 	laddr := &net.UDPAddr{Port: opts.Port}
 	if opts.Listen.IsValid() {
@@ -175,12 +186,17 @@ func (d *Detector) Live() []string {
 	return slices.Clone(d.live)
 }
 
-// Ready reports whether this speaker has known its peers for one Timeout,
-// so that it has heard from every live one and may act on Live.
+// Ready reports whether this speaker may act on Live: it has known its
+// peers for one Timeout, so it has heard from every live one, and each peer
+// it hears is ready too. The second half matters when speakers start
+// together: without it the first to be ready would see itself alone,
+// announce every IP, and hand most of them over a moment later. Waiting for
+// heard peers is bounded by SettleMax, so a peer stuck before its own
+// readiness cannot hold this one back for long.
 func (d *Detector) Ready() bool {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	return d.ready
+	return d.settled
 }
 
 // Run sends heartbeats and watches for expiries until ctx ends.
@@ -288,20 +304,28 @@ func (d *Detector) accept(hb heartbeat, from netip.Addr, now time.Time) {
 func (d *Detector) recomputeLocked(now time.Time) {
 	ready := d.ready || (!d.start.IsZero() && now.Sub(d.start) >= d.opts.Timeout)
 	live := []string{d.opts.Node}
+	heardReady := true
 	for name, p := range d.peers {
-		if p.ready && !p.last.IsZero() && now.Sub(p.last) < d.opts.Timeout {
+		if p.last.IsZero() || now.Sub(p.last) >= d.opts.Timeout {
+			continue
+		}
+		if p.ready {
 			live = append(live, name)
+		} else {
+			heardReady = false
 		}
 	}
 	slices.Sort(live)
-	if ready == d.ready && slices.Equal(live, d.live) {
+	settled := d.settled || (ready && (heardReady || now.Sub(d.start) >= d.opts.SettleMax))
+	if ready == d.ready && settled == d.settled && slices.Equal(live, d.live) {
 		return
 	}
-	if d.ready != ready {
-		d.log.Info("membership: ready", "waited", now.Sub(d.start).Round(time.Millisecond))
+	if settled != d.settled {
+		d.log.Info("membership: ready", "waited", now.Sub(d.start).Round(time.Millisecond), "live", live)
+	} else if !slices.Equal(live, d.live) {
+		d.log.Info("membership: live speakers changed", "live", live)
 	}
-	d.log.Info("membership: live speakers changed", "live", live)
-	d.ready, d.live = ready, live
+	d.ready, d.settled, d.live = ready, settled, live
 	select {
 	case d.changes <- struct{}{}:
 	default:

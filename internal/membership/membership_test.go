@@ -173,6 +173,63 @@ func TestLivenessRules(t *testing.T) {
 	}
 }
 
+// TestReadyWaitsForHeardPeers checks the start-up rule: a speaker does not
+// act while a peer it hears is not ready yet, so speakers started together
+// act on the same view; SettleMax bounds the wait.
+func TestReadyWaitsForHeardPeers(t *testing.T) {
+	c := &clock{t: time.Unix(1000, 0)}
+	d := newTestDetector(t, c)
+	a2 := netip.MustParseAddr("198.18.0.2")
+	d.SetPeers([]Peer{{Name: "n2", Addr: a2}})
+	recompute := func() {
+		d.mu.Lock()
+		d.recomputeLocked(c.t)
+		d.mu.Unlock()
+	}
+	seq := uint64(0)
+	beat := func(ready bool) {
+		seq++
+		d.accept(heartbeat{node: "n2", incarnation: 1, seq: seq, ready: ready}, a2, c.t)
+	}
+	c.t = c.t.Add(300 * time.Millisecond)
+	beat(false)
+	c.t = c.t.Add(200 * time.Millisecond)
+	beat(false)
+	recompute()
+	if d.Ready() {
+		t.Fatal("ready although peer n2 is heard and not ready")
+	}
+	c.t = c.t.Add(100 * time.Millisecond)
+	beat(true)
+	if !d.Ready() {
+		t.Fatal("not ready once every heard peer is ready")
+	}
+	if got := d.Live(); !slices.Equal(got, []string{"n1", "n2"}) {
+		t.Errorf("live = %v, want n1 n2", got)
+	}
+	// It latches: n2 leaving does not make n1 unready.
+	beat(false)
+	if !d.Ready() {
+		t.Error("a peer leaving made this speaker unready")
+	}
+
+	// SettleMax bounds the wait for a peer that never becomes ready.
+	c2 := &clock{t: time.Unix(2000, 0)}
+	e := newTestDetector(t, c2)
+	e.SetPeers([]Peer{{Name: "n2", Addr: a2}})
+	for i := 0; i < 45; i++ {
+		c2.t = c2.t.Add(100 * time.Millisecond)
+		seq++
+		e.accept(heartbeat{node: "n2", incarnation: 1, seq: seq, ready: false}, a2, c2.t)
+		if e.Ready() && i < 39 {
+			t.Fatalf("ready after %d ms with a peer not ready; SettleMax is 4 s", (i+1)*100)
+		}
+	}
+	if !e.Ready() {
+		t.Error("still not ready after SettleMax")
+	}
+}
+
 // TestHeartbeatsOverUDP runs three real detectors on loopback addresses and
 // stops one: the others must drop it, and only it.
 func TestHeartbeatsOverUDP(t *testing.T) {
