@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -57,22 +58,46 @@ func bgpServices(svcs []election.Service) []bgp.Service {
 	return out
 }
 
+// bfdPollInterval is how often a pass runs while a session's BFD settles
+// (see bfdSettling).
+const bfdPollInterval = time.Second
+
 // syncBGP plans and applies this node's BGP sessions and routes, then
-// reports them.
-func (r *reconciler) syncBGP(ctx context.Context, nodes []corev1.Node, svcs []election.Service) error {
+// reports them. It returns true while BFD is settling on a session, so that
+// the caller runs another pass soon.
+func (r *reconciler) syncBGP(ctx context.Context, nodes []corev1.Node, svcs []election.Service) (bool, error) {
 	var d bgp.Desired
 	var problems []bgp.Problem
 	if r.cfg != nil {
 		d, problems = bgp.Plan(r.cfg, bgpNode(nodes, r.node), bgpServices(svcs))
 	}
 	if err := r.bgp.Apply(ctx, d); err != nil {
-		return fmt.Errorf("applying BGP configuration: %w", err)
+		return false, fmt.Errorf("applying BGP configuration: %w", err)
 	}
 	r.reportProblems(ctx, problems)
 	if err := syncBGPStatuses(ctx, r.client, r.namespace, r.node, d.Services); err != nil {
-		return err
+		return false, err
 	}
-	return syncSessionStates(ctx, r.client, r.namespace, r.node, r.bgp.Sessions())
+	sessions := r.bgp.Sessions()
+	return bfdSettling(d.Peers, sessions), syncSessionStates(ctx, r.client, r.namespace, r.node, sessions)
+}
+
+// bfdSettling reports whether a session is established with BFD configured
+// but its BFD session is not Up (yet). The engine signals BGP state changes
+// only, and turns BFD on after the session comes up, so without more
+// passes BGPSessionState's bfdStatus would keep the value of the pass that
+// saw the session come up.
+func bfdSettling(peers []bgp.PeerConfig, sessions []bgp.SessionState) bool {
+	withBFD := map[string]bool{}
+	for _, p := range peers {
+		withBFD[p.Name] = p.BFD.Enabled
+	}
+	for _, s := range sessions {
+		if s.Up && withBFD[s.Peer] && s.BFD != "Up" {
+			return true
+		}
+	}
+	return false
 }
 
 // reportProblems tells users about configuration this node cannot honour:

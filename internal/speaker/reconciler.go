@@ -104,14 +104,19 @@ func (r *reconciler) Reconcile(ctx context.Context, _ reconcile.Request) (reconc
 		return reconcile.Result{}, err
 	}
 	var errs []error
+	var again time.Duration
 	if r.bgp != nil {
-		errs = append(errs, r.syncBGP(ctx, nodes.Items, services))
+		settling, err := r.syncBGP(ctx, nodes.Items, services)
+		errs = append(errs, err)
+		if settling {
+			again = bfdPollInterval
+		}
 	} else {
 		r.reportProblems(ctx, nil)
 	}
 	r.report(svcs.Items, owned)
 	errs = append(errs, syncL2Statuses(ctx, r.client, r.namespace, r.node, statuses, live))
-	return reconcile.Result{}, errors.Join(errs...)
+	return reconcile.Result{RequeueAfter: again}, errors.Join(errs...)
 }
 
 // announce hands this node's announcements to the layer 2 data plane and
