@@ -89,6 +89,9 @@ type env struct {
 // envOptions tune newEnv.
 type envOptions struct {
 	nodes int
+	// router adds the lab's router and far client (BGP tests run FRR in
+	// the router).
+	router bool
 	// speakerArgs are extra speaker flags.
 	speakerArgs []string
 }
@@ -96,7 +99,7 @@ type envOptions struct {
 // newEnv brings up a lab, the controller and a speaker on every node.
 func newEnv(t *testing.T, o envOptions) *env {
 	t.Helper()
-	l := labtest.Up(t, lab.Options{Nodes: o.nodes})
+	l := labtest.Up(t, lab.Options{Nodes: o.nodes, Router: o.router})
 	bin, err := binaries()
 	if err != nil {
 		t.Fatal(err)
