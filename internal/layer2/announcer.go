@@ -222,6 +222,32 @@ func (a *Announcer) Set(owned []Announcement) error {
 	return nil
 }
 
+// Reannounce starts a new gratuitous burst for every owned IP on every
+// usable interface, as if each had just been taken over. The speaker calls
+// it when a peer comes back after a partition: while it was away, clients
+// may have been told another node owns these IPs, and this node, which
+// never stopped owning them in its own view, would otherwise not say so
+// again until their neighbour entries expire.
+func (a *Announcer) Reannounce() error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.closed {
+		return ErrClosed
+	}
+	now := time.Now()
+	for _, name := range slices.Sorted(maps.Keys(a.links)) {
+		l := a.links[name]
+		if l.socks == nil {
+			continue
+		}
+		for _, ip := range slices.SortedFunc(maps.Keys(l.want), netip.Addr.Compare) {
+			a.startTakeover(l, ip, now)
+		}
+	}
+	a.poke()
+	return nil
+}
+
 // normalize validates the announcements and groups them by interface.
 func normalize(owned []Announcement) (map[string]map[netip.Addr]struct{}, error) {
 	out := map[string]map[netip.Addr]struct{}{}

@@ -459,6 +459,33 @@ func TestLabTakeover(t *testing.T) {
 	}
 }
 
+// Reannounce sends a fresh takeover burst for IPs already owned: after a
+// partition heals, the node that kept an IP must pull back a client that
+// another node's announcements moved away meanwhile.
+func TestLabReannounce(t *testing.T) {
+	t.Parallel()
+	l := newLab(t, 2)
+	n1 := announcer(t, l.nodes[0].ns, fastTakeover)
+	n2 := announcer(t, l.nodes[1].ns, fastTakeover)
+	vip := l.v4(101)
+	n1.set(t, on(vip))
+	resolvesTo(t, l.client.ns, vip, l.nodes[0].mac)
+	// Node 2 takes the VIP over while node 1 keeps it (a partition).
+	n2.set(t, on(vip))
+	waitNeigh(t, l.client.ns, vip, "node 2's takeover", func(n neighbour) bool { return n.Lladdr == l.nodes[1].mac.String() })
+	waitCounter(t, n1, "gratuitous_sent", vip, 6)
+	// Healed: node 2 gives it up, node 1 says again that it owns it.
+	n2.set(t)
+	// Past the client's ARP locktime (1 s), which ignores a new owner
+	// announced within a second of the last update.
+	time.Sleep(1200 * time.Millisecond)
+	if err := n1.Reannounce(); err != nil {
+		t.Fatal(err)
+	}
+	waitNeigh(t, l.client.ns, vip, "node 1's reannouncement", func(n neighbour) bool { return n.Lladdr == l.nodes[0].mac.String() })
+	waitCounter(t, n1, "gratuitous_sent", vip, 12)
+}
+
 func waitCounter(t *testing.T, n *node, name string, ip netip.Addr, want float64) {
 	t.Helper()
 	deadline := time.Now().Add(5 * time.Second)
