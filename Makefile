@@ -8,7 +8,7 @@ CONTROLLER_GEN := $(GO) tool controller-gen
 K8S_TOOLS := bash hack/k8s-tools/build.sh
 FUZZTIME ?= 10s
 
-.PHONY: lab-deps e2e all build generate verify-generate lint test unit integration fuzz demo bench bench-alloc bench-ipam bench-bgp clean images
+.PHONY: lab-deps e2e all build generate verify-generate lint test unit integration fuzz demo bench bench-alloc bench-ipam bench-bgp bench-failover clean images
 
 all: build
 
@@ -61,7 +61,7 @@ fuzz: ## A short run of every fuzz target; the corpus lives in testdata/fuzz.
 demo: lab-deps build ## 3-node netns lab: a Service's IP over ARP, then failover when its speaker dies (DEMO_FLAGS=--keep keeps the lab).
 	KEEPERLB_K8S_BIN=$$($(K8S_TOOLS)) ./bin/keeperlb demo --controller-bin ./bin/keeperlb-controller --speaker-bin ./bin/keeperlb-speaker $(DEMO_FLAGS)
 
-bench: bench-ipam bench-alloc bench-bgp ## Every benchmark table.
+bench: bench-ipam bench-alloc bench-bgp bench-failover ## Every benchmark table.
 
 bench-ipam: ## Allocator speed and memory against a first-fit baseline.
 	$(GO) run ./bench/ipam
@@ -71,6 +71,9 @@ bench-alloc: build ## Controller backlog/steady-state/RSS against the raw API wr
 
 bench-bgp: lab-deps build ## BGP: Service -> route in FRR's kernel, withdraw, cut-off with BFD vs hold timers (root; about 9 min).
 	KEEPERLB_K8S_BIN=$$($(K8S_TOOLS)) $(GO) run ./bench/bgp --controller-bin ./bin/keeperlb-controller --speaker-bin ./bin/keeperlb-speaker
+
+bench-failover: lab-deps build ## Layer 2 failover (speaker SIGKILL, node cut-off, planned SIGTERM) and speaker footprint on the netns lab (root; about 15 min).
+	KEEPERLB_K8S_BIN=$$($(K8S_TOOLS)) $(GO) run ./bench/failover --controller-bin ./bin/keeperlb-controller --speaker-bin ./bin/keeperlb-speaker
 
 clean:
 	rm -rf bin

@@ -1,0 +1,172 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/mdlayher/arp"
+
+	"github.com/keeperlb/keeperlb/internal/lab"
+	"github.com/keeperlb/keeperlb/internal/netns"
+)
+
+// arpReply is one answer to the watcher's requests.
+type arpReply struct {
+	at  time.Time
+	mac string
+}
+
+// arpWatch asks "who has VIP?" by broadcast from an observer host every few
+// milliseconds and records every answer, so that the time two nodes answered
+// at once can be read afterwards. The observer is the router host, not the
+// client: the client's kernel takes any ARP reply from the VIP into its
+// existing entry, so asking from the client would change what is measured.
+type arpWatch struct {
+	c    *arp.Client
+	self netip.Addr
+	vip  netip.Addr
+	stop chan struct{}
+	wg   sync.WaitGroup
+
+	mu      sync.Mutex
+	sent    []time.Time
+	replies []arpReply
+	err     error
+}
+
+// startARPWatch opens a raw ARP socket in h's namespace and starts asking
+// for vip every interval.
+func startARPWatch(h *lab.Host, vip netip.Addr, interval time.Duration) (*arpWatch, error) {
+	w := &arpWatch{vip: vip, self: h.IPv4, stop: make(chan struct{})}
+	err := netns.Do(h.Netns, func() error {
+		ifi, err := net.InterfaceByName(h.Interface)
+		if err != nil {
+			return err
+		}
+		w.c, err = arp.Dial(ifi)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("ARP socket in %s: %w", h.Netns, err)
+	}
+	w.wg.Add(2)
+	go w.read()
+	go w.ask(interval)
+	return w, nil
+}
+
+func (w *arpWatch) ask(interval time.Duration) {
+	defer w.wg.Done()
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		now := time.Now()
+		if err := w.c.Request(w.vip); err != nil {
+			w.fail(err)
+			return
+		}
+		w.mu.Lock()
+		w.sent = append(w.sent, now)
+		w.mu.Unlock()
+		select {
+		case <-w.stop:
+			return
+		case <-t.C:
+		}
+	}
+}
+
+func (w *arpWatch) read() {
+	defer w.wg.Done()
+	for {
+		// A deadline so that the loop sees stop even in silence.
+		if err := w.c.SetReadDeadline(time.Now().Add(50 * time.Millisecond)); err != nil {
+			w.fail(err)
+			return
+		}
+		p, _, err := w.c.Read()
+		select {
+		case <-w.stop:
+			return
+		default:
+		}
+		if err != nil {
+			if errors.Is(err, os.ErrDeadlineExceeded) {
+				continue
+			}
+			w.fail(err)
+			return
+		}
+		// Answers to our requests only: gratuitous announcements are
+		// addressed to the VIP itself, not to the observer.
+		if p.Operation != arp.OperationReply || p.SenderIP != w.vip || p.TargetIP != w.self {
+			continue
+		}
+		w.mu.Lock()
+		w.replies = append(w.replies, arpReply{at: time.Now(), mac: p.SenderHardwareAddr.String()})
+		w.mu.Unlock()
+	}
+}
+
+func (w *arpWatch) fail(err error) {
+	w.mu.Lock()
+	if w.err == nil {
+		w.err = err
+	}
+	w.mu.Unlock()
+}
+
+// firstFrom returns the arrival of the first answer from mac at or after
+// since.
+func (w *arpWatch) firstFrom(mac string, since time.Time) (time.Time, bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for _, r := range w.replies {
+		if r.mac == mac && !r.at.Before(since) {
+			return r.at, true
+		}
+	}
+	return time.Time{}, false
+}
+
+// finish stops the watch and returns what it recorded.
+func (w *arpWatch) finish() ([]time.Time, []arpReply, error) {
+	close(w.stop)
+	w.wg.Wait()
+	w.c.Close()
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.sent, w.replies, w.err
+}
+
+// doubleRounds returns the send times of the rounds that more than one MAC
+// answered: a reply belongs to the last request sent before it arrived.
+func doubleRounds(sent []time.Time, replies []arpReply) []time.Time {
+	macs := make([][]string, len(sent))
+	for _, r := range replies {
+		// The round is the last request sent at or before the reply.
+		i, found := slices.BinarySearchFunc(sent, r.at, func(s, t time.Time) int { return s.Compare(t) })
+		if !found {
+			i--
+		}
+		if i < 0 {
+			continue
+		}
+		if !slices.Contains(macs[i], r.mac) {
+			macs[i] = append(macs[i], r.mac)
+		}
+	}
+	var out []time.Time
+	for i, m := range macs {
+		if len(m) > 1 {
+			out = append(out, sent[i])
+		}
+	}
+	return out
+}

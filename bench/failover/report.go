@@ -1,0 +1,257 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"runtime"
+	"strings"
+	"time"
+
+	"github.com/keeperlb/keeperlb/internal/layer2"
+	"github.com/keeperlb/keeperlb/internal/speaker"
+)
+
+// liveness returns the speaker's liveness timers as the benchmark ran it:
+// the defaults with -speaker-flags applied by the speaker's own flag set.
+func liveness(o options) (interval, timeout time.Duration) {
+	opts := speaker.DefaultOptions()
+	fs := flag.NewFlagSet("speaker", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	opts.BindFlags(fs)
+	_ = fs.Parse(o.speakerFlags) // the speaker itself rejects bad flags
+	return opts.Liveness.Interval, opts.Liveness.Timeout
+}
+
+func printReport(o options, b *bench, fo *failoverResult, fp *footprintResult, warnings []string, loadBefore, loadAfter string, took time.Duration) {
+	w := os.Stdout
+	interval, timeout := liveness(o)
+	fmt.Fprintf(w, "## Layer 2 failover (`bench/failover`), %s\n\n", time.Now().Format("2006-01-02"))
+	fmt.Fprintf(w, "%s\n", machine())
+	fmt.Fprintf(w, "Load average (1, 5, 15 min) at the start: %s; at the end: %s. The whole run took %s.\n\n", loadBefore, loadAfter, took.Round(time.Second))
+	flags := "none"
+	if len(o.speakerFlags) > 0 {
+		flags = "`" + strings.Join(o.speakerFlags, " ") + "`"
+	}
+	fmt.Fprintf(w, "Lab: %d nodes, a client and a router host on one bridge (internal/lab), a real API server, "+
+		"keeperlb-controller and one keeperlb-speaker process per node namespace. Speaker liveness: a heartbeat every %s, "+
+		"a peer is dead after %s of silence (extra speaker flags: %s). Takeover: %d gratuitous bursts %s apart.\n\n",
+		len(b.nodes), interval, timeout, flags, layer2.DefaultGratuitousRepeats, layer2.DefaultGratuitousInterval)
+
+	fmt.Fprintln(w, "### Failover: from the fault to the client")
+	fmt.Fprintln(w)
+	lo, hi := timeout-interval, timeout+interval/4
+	fmt.Fprintf(w, "Detection floor of this configuration: a dead speaker is noticed %s–%s after the fault "+
+		"(the liveness timeout, less up to one heartbeat interval already elapsed, plus up to a quarter interval between expiry checks). "+
+		"The planned SIGTERM row is the baseline without detection: the stopping speaker's leave heartbeat hands over at once. "+
+		"The clock starts just before the fault; for the cut-off that includes the two nft calls of lab.Cut (median %s). "+
+		"Targets (issue 3): p50 < 500 ms, p99 < 1 s.\n\n", lo, hi, medianFaultTook(fo, faultCut))
+	fmt.Fprintln(w, "| fault | trials | from the fault to | p50 | p99 | max | not seen in 10 s | target |")
+	fmt.Fprintln(w, "|---|---:|---|---:|---:|---:|---:|---|")
+	for _, f := range []fault{faultKill, faultCut, faultTerm} {
+		rs := fo.of(f)
+		if len(rs) == 0 {
+			continue
+		}
+		rows := []struct {
+			what   string
+			get    func(trialResult) time.Duration
+			target bool
+		}{
+			{"the new owner noticing (its log)", func(r trialResult) time.Duration { return r.detect }, false},
+			{"the client's neighbour entry on another node's MAC", func(r trialResult) time.Duration { return r.neigh }, true},
+			{"the client's first HTTP answer from another node", func(r trialResult) time.Duration { return r.http }, true},
+		}
+		for _, row := range rows {
+			var ds []time.Duration
+			for _, r := range rs {
+				ds = append(ds, row.get(r))
+			}
+			s := summarize(ds)
+			target := "-"
+			if row.target {
+				target = "p50 < 500 ms, p99 < 1 s " + verdict(meetsTargets(s))
+				if f == faultTerm {
+					target = "-" // the baseline
+				}
+			}
+			fmt.Fprintf(w, "| %s | %d | %s | %s | %s | %s | %d | %s |\n", f, len(rs), row.what, ms(s.p50, s.n), ms(s.p99, s.n), ms(s.max, s.n), s.missing, target)
+		}
+	}
+
+	fmt.Fprintln(w)
+	fmt.Fprintf(w, "Two answerers: the router host asks \"who has VIP?\" by broadcast every %s throughout each trial and records every answer; "+
+		"a round that two MACs answered counts as double.\n\n", arpPoll)
+	fmt.Fprintln(w, "| fault | trials | trials with a double round between fault and repair | most double rounds in one trial |")
+	fmt.Fprintln(w, "|---|---:|---:|---:|")
+	for _, f := range []fault{faultKill, faultCut, faultTerm} {
+		rs := fo.of(f)
+		if len(rs) == 0 {
+			continue
+		}
+		n, most := 0, 0
+		for _, r := range rs {
+			if r.doubleDuring > 0 {
+				n++
+			}
+			most = max(most, r.doubleDuring)
+		}
+		fmt.Fprintf(w, "| %s | %d | %d | %d |\n", f, len(rs), n, most)
+	}
+
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "### After the repair")
+	fmt.Fprintln(w)
+	fmt.Fprintf(w, "After each trial the fault is repaired (speaker restarted, node healed) and the owner takes the VIP back. "+
+		"\"Owner answers ARP\" is from a restart to the restarted speaker's first ARP answer to the router (start-up and learning its peers included). "+
+		"The client keeps opening a connection every %s and is timed until its neighbour entry points at the owner again and until "+
+		"the owner answers (\"back\", capped at %s; the client never sends ARP itself for this). "+
+		"\"Double\" rounds are ARP rounds from the router (every %s) that two nodes answered after the repair; the window runs from the first "+
+		"to the last of them, one round included. "+
+		"\"arping\" is `arping -b -c 2 -w 2` from the router host (from the client it would repair the client's entry itself), started 1 s "+
+		"after the heal, or 1 s after the restarted owner first answered ARP: the issue asks for exactly one announcer within 1 s. "+
+		"\"Flushed\" counts trials whose client still did not reach the owner 5 s after that, so that its entry had to be deleted.\n\n",
+		httpPoll, o.backCap, arpPoll)
+	fmt.Fprintln(w, "| fault | repair | trials | owner answers ARP p50 / max | client entry back p50 / max | owner answers HTTP p50 / max | not back in time | trials with double rounds | double window max | last double after repair, max | arping 1 s later: only the owner | flushed |")
+	fmt.Fprintln(w, "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+	for _, f := range []fault{faultKill, faultCut, faultTerm} {
+		rs := fo.of(f)
+		if len(rs) == 0 {
+			continue
+		}
+		var owners, backs, backsHTTP, windows, lasts []time.Duration
+		one, flushed, notBack := 0, 0, 0
+		for _, r := range rs {
+			backs, backsHTTP = append(backs, r.back), append(backsHTTP, r.backHTTP)
+			if f != faultCut {
+				owners = append(owners, r.ownerARP)
+			}
+			if r.doubleFirst >= 0 {
+				windows = append(windows, r.doubleAfter-r.doubleFirst+arpPoll)
+				lasts = append(lasts, r.doubleAfter)
+			}
+			if r.arpOK {
+				one++
+			}
+			if r.flushed {
+				flushed++
+			}
+			if r.back < 0 || r.backHTTP < 0 {
+				notBack++
+			}
+		}
+		so, sb, sh, sw, sl := summarize(owners), summarize(backs), summarize(backsHTTP), summarize(windows), summarize(lasts)
+		fmt.Fprintf(w, "| %s | %s | %d | %s / %s | %s / %s | %s / %s | %d | %d | %s | %s | %d/%d | %d |\n", f, f.repair(), len(rs),
+			ms(so.p50, so.n), ms(so.max, so.n), ms(sb.p50, sb.n), ms(sb.max, sb.n), ms(sh.p50, sh.n), ms(sh.max, sh.n),
+			notBack, sw.n, ms(sw.max, sw.n), ms(sl.max, sl.n), one, len(rs), flushed)
+	}
+
+	fmt.Fprintln(w)
+	fmt.Fprintf(w, "Before each trial the client's entry for its VIP is checked: %d time(s) it pointed at a node that does not own the VIP "+
+		"(the VIP was stable on its owner after its own previous trial, so another trial's fault moved it):\n\n", len(fo.hijacks))
+	for _, h := range fo.hijacks {
+		fmt.Fprintf(w, "- %s\n", h)
+	}
+
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "### Speaker footprint")
+	fmt.Fprintln(w)
+	fmt.Fprintf(w, "Every speaker restarted, measured with no Services (idle), then with %d single-stack IPv6 LoadBalancer Services "+
+		"(pool: the lab's /112), each with serving endpoints on every node, announced (%s from the first create to the last "+
+		"ServiceL2Status, API writes included; checked from the client over NDP: %s). CPU is utime+stime from /proc/PID/stat over "+
+		"%s, in %% of one core; memory from /proc/PID/status at the end of the window. Every speaker watches every Service; "+
+		"\"IPs announced\" is its share.\n\n",
+		fp.services, fp.announced.Round(100*time.Millisecond), strings.Join(fp.probes, ", "), o.window)
+	fmt.Fprintln(w, "| node | IPs announced | VmRSS idle | VmRSS loaded | RssAnon idle | RssAnon loaded | RssFile loaded | VmHWM loaded | CPU idle | CPU loaded | threads loaded |")
+	fmt.Fprintln(w, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+	var sum nodeFootprint
+	for _, n := range fp.nodes {
+		fmt.Fprintf(w, "| %s | %d | %s | %s | %s | %s | %s | %s | %.2f%% | %.2f%% | %d |\n", n.node, n.owned,
+			mib(n.idle.mem.rss), mib(n.loaded.mem.rss), mib(n.idle.mem.anon), mib(n.loaded.mem.anon),
+			mib(n.loaded.mem.file), mib(n.loaded.mem.hwm), n.idle.cpu, n.loaded.cpu, n.loaded.threads)
+		sum.owned += n.owned
+		sum.idle.mem.rss += n.idle.mem.rss
+		sum.loaded.mem.rss += n.loaded.mem.rss
+		sum.idle.mem.anon += n.idle.mem.anon
+		sum.loaded.mem.anon += n.loaded.mem.anon
+		sum.loaded.mem.file += n.loaded.mem.file
+		sum.loaded.mem.hwm += n.loaded.mem.hwm
+		sum.idle.cpu += n.idle.cpu
+		sum.loaded.cpu += n.loaded.cpu
+	}
+	if k := int64(len(fp.nodes)); k > 0 {
+		fmt.Fprintf(w, "| mean | %d | %s | %s | %s | %s | %s | %s | %.2f%% | %.2f%% | |\n", sum.owned/int(k),
+			mib(sum.idle.mem.rss/k), mib(sum.loaded.mem.rss/k), mib(sum.idle.mem.anon/k), mib(sum.loaded.mem.anon/k),
+			mib(sum.loaded.mem.file/k), mib(sum.loaded.mem.hwm/k), sum.idle.cpu/float64(k), sum.loaded.cpu/float64(k))
+		if sum.owned > 0 {
+			fmt.Fprintf(w, "\nRssAnon grew by %.1f KiB per announced IP on average (all speakers' growth over all %d IPs; it includes the cached Services and EndpointSlices every speaker holds).\n",
+				float64(sum.loaded.mem.anon-sum.idle.mem.anon)/float64(sum.owned), sum.owned)
+		}
+	}
+	if len(warnings) > 0 {
+		fmt.Fprintln(w)
+		fmt.Fprintln(w, "Speaker warnings and errors logged during the run:")
+		fmt.Fprintln(w)
+		for _, m := range warnings {
+			fmt.Fprintf(w, "- %s\n", m)
+		}
+	}
+}
+
+func (fo *failoverResult) of(f fault) []trialResult {
+	var out []trialResult
+	for _, r := range fo.trials {
+		if r.fault == f {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+func medianFaultTook(fo *failoverResult, f fault) string {
+	var ds []time.Duration
+	for _, r := range fo.of(f) {
+		ds = append(ds, r.faultTook)
+	}
+	s := summarize(ds)
+	return ms(s.p50, s.n)
+}
+
+func ms(d time.Duration, n int) string {
+	if n == 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%.0f ms", float64(d)/float64(time.Millisecond))
+}
+
+func mib(kib int64) string { return fmt.Sprintf("%.1f MiB", float64(kib)/1024) }
+
+func verdict(ok bool) string {
+	if ok {
+		return "(met)"
+	}
+	return "(MISSED)"
+}
+
+// machine describes the machine the way bench/alloc does.
+func machine() string {
+	model := "unknown CPU"
+	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for _, l := range strings.Split(string(b), "\n") {
+			if strings.HasPrefix(l, "model name") {
+				model = strings.TrimSpace(strings.SplitN(l, ":", 2)[1])
+				break
+			}
+		}
+	}
+	mem := "unknown RAM"
+	if b, err := os.ReadFile("/proc/meminfo"); err == nil {
+		if f := strings.Fields(strings.SplitN(string(b), "\n", 2)[0]); len(f) >= 2 {
+			mem = f[1] + " kB RAM"
+		}
+	}
+	kernel, _ := os.ReadFile("/proc/sys/kernel/osrelease")
+	return fmt.Sprintf("Machine: %s, %d CPUs, %s, Linux %s, %s, %s/%s.\n", model, runtime.NumCPU(), mem,
+		strings.TrimSpace(string(kernel)), runtime.Version(), runtime.GOOS, runtime.GOARCH)
+}
