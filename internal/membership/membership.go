@@ -106,6 +106,7 @@ type Detector struct {
 	// ready too (or SettleMax passed). It latches.
 	settled bool
 	live    []string // last computed, sorted
+	rejoins uint64   // see Rejoins
 }
 
 type peerState struct {
@@ -197,6 +198,16 @@ func (d *Detector) Ready() bool {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	return d.settled
+}
+
+// Rejoins counts the peers heard again after a silence of nearly a
+// Timeout or more. Such a peer has probably counted this speaker dead and
+// announced its IPs meanwhile, so the speaker re-announces its own when the
+// count changes.
+func (d *Detector) Rejoins() uint64 {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.rejoins
 }
 
 // Run sends heartbeats and watches for expiries until ctx ends.
@@ -296,6 +307,13 @@ func (d *Detector) accept(hb heartbeat, from netip.Addr, now time.Time) {
 	if hb.incarnation < p.incarnation || (hb.incarnation == p.incarnation && hb.seq <= p.seq) {
 		return // a replay or a reordered packet
 	}
+	if !p.last.IsZero() && now.Sub(p.last) >= d.opts.Timeout-d.opts.Interval {
+		// Silent for nearly a Timeout: the cut was probably two-way, so
+		// the peer has likely counted this speaker dead and taken over its
+		// IPs, even if this side never quite counted the peer dead.
+		d.rejoins++
+		d.signalLocked()
+	}
 	p.incarnation, p.seq, p.last, p.ready = hb.incarnation, hb.seq, now, hb.ready
 	d.recomputeLocked(now)
 }
@@ -326,6 +344,11 @@ func (d *Detector) recomputeLocked(now time.Time) {
 		d.log.Info("membership: live speakers changed", "live", live)
 	}
 	d.ready, d.settled, d.live = ready, settled, live
+	d.signalLocked()
+}
+
+// signalLocked tells the watcher of Changes that something changed.
+func (d *Detector) signalLocked() {
 	select {
 	case d.changes <- struct{}{}:
 	default:

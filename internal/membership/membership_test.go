@@ -161,6 +161,10 @@ func TestLivenessRules(t *testing.T) {
 	if got := d.Live(); !slices.Contains(got, "n2") {
 		t.Errorf("a fresh heartbeat did not revive n2: live = %v", got)
 	}
+	// n2 came back after a silence of a Timeout: a rejoin.
+	if got := d.Rejoins(); got != 1 {
+		t.Errorf("Rejoins = %d after n2 came back from the dead, want 1", got)
+	}
 	// A restarted speaker (new incarnation) starts its sequence again.
 	d.accept(heartbeat{node: "n2", incarnation: 6, seq: 1, ready: false}, a2, c.t)
 	if got := d.Live(); slices.Contains(got, "n2") {
@@ -203,6 +207,17 @@ func TestReadyWaitsForHeardPeers(t *testing.T) {
 	beat(true)
 	if !d.Ready() {
 		t.Fatal("not ready once every heard peer is ready")
+	}
+	if got := d.Rejoins(); got != 0 {
+		t.Errorf("Rejoins = %d with heartbeats 100-200 ms apart, want 0", got)
+	}
+	// Silent for 300 ms (timeout minus interval): probably a two-way cut
+	// that n2 noticed first, so it counts as a rejoin although n2 never
+	// expired here.
+	c.t = c.t.Add(300 * time.Millisecond)
+	beat(true)
+	if got := d.Rejoins(); got != 1 {
+		t.Errorf("Rejoins = %d after a 300 ms silence, want 1", got)
 	}
 	if got := d.Live(); !slices.Equal(got, []string{"n1", "n2"}) {
 		t.Errorf("live = %v, want n1 n2", got)

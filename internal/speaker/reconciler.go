@@ -35,6 +35,7 @@ type liveness interface {
 	SetPeers([]membership.Peer)
 	Live() []string
 	Ready() bool
+	Rejoins() uint64
 }
 
 // reconciler computes, on every pass and from scratch, what this node must
@@ -58,7 +59,7 @@ type reconciler struct {
 	cfg        *config.Config // last configuration that parsed
 	cfgErr     string         // last parse error logged, to log each once
 	announcing map[string]bool
-	lastLive   []string        // live speakers of the previous pass
+	rejoins    uint64          // membership's Rejoins when last re-announced
 	reported   map[string]bool // BGP problems already sent as Events
 	lastState  [3]string       // last ConfigurationState written
 }
@@ -105,15 +106,18 @@ func (r *reconciler) Reconcile(ctx context.Context, _ reconcile.Request) (reconc
 	if err != nil {
 		return reconcile.Result{}, err
 	}
-	// A speaker that came back (a healed partition, a restart) may have
-	// told clients it owned IPs that are ours; say again that they are.
-	// Only additions matter: a departure moves IPs, which Set announces.
-	if r.lastLive != nil && joined(r.lastLive, live) && len(mine) > 0 {
-		if err := r.l2.Reannounce(); err != nil {
-			return reconcile.Result{}, fmt.Errorf("re-announcing over layer 2: %w", err)
+	// A speaker heard again after a partition has probably counted this
+	// one dead and told clients it owned IPs that are ours; say again that
+	// they are. (A departure needs nothing: it moves IPs, which Set
+	// announces.)
+	if rejoins := r.live.Rejoins(); rejoins != r.rejoins {
+		r.rejoins = rejoins
+		if len(mine) > 0 {
+			if err := r.l2.Reannounce(); err != nil {
+				return reconcile.Result{}, fmt.Errorf("re-announcing over layer 2: %w", err)
+			}
 		}
 	}
-	r.lastLive = live
 	var errs []error
 	var again time.Duration
 	if r.bgp != nil {
@@ -211,16 +215,6 @@ func (r *reconciler) loadConfig(ctx context.Context) {
 		r.cfgErr = msg
 		r.log.Warn("configuration rejected; keeping the last good one", "err", err)
 	}
-}
-
-// joined reports whether now holds a name that before does not.
-func joined(before, now []string) bool {
-	for _, n := range now {
-		if !slices.Contains(before, n) {
-			return true
-		}
-	}
-	return false
 }
 
 func parseAddr(s string) (netip.Addr, error) {
