@@ -22,6 +22,17 @@ type arpReply struct {
 	mac string
 }
 
+// announcement is one ARP frame from one of the benchmark's VIPs (sender
+// IP = the VIP): a gratuitous announcement (target IP = sender IP) or an
+// answer to someone's request.
+type announcement struct {
+	at         time.Time
+	ip         netip.Addr
+	mac        string
+	reply      bool
+	gratuitous bool
+}
+
 // arpWatch asks "who has VIP?" by broadcast from an observer host every few
 // milliseconds and records every answer, so that the time two nodes answered
 // at once can be read afterwards. The observer is the router host, not the
@@ -31,19 +42,24 @@ type arpWatch struct {
 	c    *arp.Client
 	self netip.Addr
 	vip  netip.Addr
+	// all are every VIP of the benchmark, whose ARP frames are recorded
+	// too.
+	all  []netip.Addr
 	stop chan struct{}
 	wg   sync.WaitGroup
 
 	mu      sync.Mutex
 	sent    []time.Time
 	replies []arpReply
+	garps   []announcement
 	err     error
 }
 
-// startARPWatch opens a raw ARP socket in h's namespace and starts asking
-// for vip every interval.
-func startARPWatch(h *lab.Host, vip netip.Addr, interval time.Duration) (*arpWatch, error) {
-	w := &arpWatch{vip: vip, self: h.IPv4, stop: make(chan struct{})}
+// startARPWatch opens a raw ARP socket in h's namespace and, when vip is
+// valid, starts asking for it every interval; it also records every ARP
+// frame it sees from an address in all.
+func startARPWatch(h *lab.Host, vip netip.Addr, all []netip.Addr, interval time.Duration) (*arpWatch, error) {
+	w := &arpWatch{vip: vip, all: all, self: h.IPv4, stop: make(chan struct{})}
 	err := netns.Do(h.Netns, func() error {
 		ifi, err := net.InterfaceByName(h.Interface)
 		if err != nil {
@@ -55,9 +71,12 @@ func startARPWatch(h *lab.Host, vip netip.Addr, interval time.Duration) (*arpWat
 	if err != nil {
 		return nil, fmt.Errorf("ARP socket in %s: %w", h.Netns, err)
 	}
-	w.wg.Add(2)
+	w.wg.Add(1)
 	go w.read()
-	go w.ask(interval)
+	if vip.IsValid() {
+		w.wg.Add(1)
+		go w.ask(interval)
+	}
 	return w, nil
 }
 
@@ -103,6 +122,12 @@ func (w *arpWatch) read() {
 			w.fail(err)
 			return
 		}
+		if slices.Contains(w.all, p.SenderIP) {
+			w.mu.Lock()
+			w.garps = append(w.garps, announcement{at: time.Now(), ip: p.SenderIP, mac: p.SenderHardwareAddr.String(),
+				reply: p.Operation == arp.OperationReply, gratuitous: p.SenderIP == p.TargetIP})
+			w.mu.Unlock()
+		}
 		// Answers to our requests only: gratuitous announcements are
 		// addressed to the VIP itself, not to the observer.
 		if p.Operation != arp.OperationReply || p.SenderIP != w.vip || p.TargetIP != w.self {
@@ -135,14 +160,28 @@ func (w *arpWatch) firstFrom(mac string, since time.Time) (time.Time, bool) {
 	return time.Time{}, false
 }
 
+// announcements returns the frames from the watched VIPs recorded from
+// since (inclusive) to until (exclusive).
+func (w *arpWatch) announcements(since, until time.Time) []announcement {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	var out []announcement
+	for _, g := range w.garps {
+		if !g.at.Before(since) && g.at.Before(until) {
+			out = append(out, g)
+		}
+	}
+	return out
+}
+
 // finish stops the watch and returns what it recorded.
-func (w *arpWatch) finish() ([]time.Time, []arpReply, error) {
+func (w *arpWatch) finish() ([]time.Time, []arpReply, []announcement, error) {
 	close(w.stop)
 	w.wg.Wait()
 	w.c.Close()
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	return w.sent, w.replies, w.err
+	return w.sent, w.replies, w.garps, w.err
 }
 
 // doubleRounds returns the send times of the rounds that more than one MAC

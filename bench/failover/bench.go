@@ -36,11 +36,14 @@ const (
 
 // bench is one lab with the controller and a speaker on every node.
 type bench struct {
-	o        options
-	log      *slog.Logger
-	lab      *lab.Lab
-	c        client.Client
-	neigh    *neighbours
+	o     options
+	log   *slog.Logger
+	lab   *lab.Lab
+	c     client.Client
+	neigh *neighbours
+	// rec records the ARP frames from the VIPs that reach the client
+	// while the failover trials run (nil otherwise).
+	rec      *arpWatch
 	ctrl     *lab.Process
 	speakers map[string]*lab.Process
 	// logs lists every speaker log, for the warning scan at the end.

@@ -28,20 +28,25 @@ type usage struct {
 	threads int64
 }
 
-// nodeFootprint is one node's speaker, idle and loaded.
+// nodeFootprint is one node's speaker: idle, while the Services are
+// created (burst), and with them announced (loaded).
 type nodeFootprint struct {
-	node         string
-	owned        int
-	idle, loaded usage
+	node                string
+	owned               int
+	idle, burst, loaded usage
 }
 
 // footprintResult is what the footprint part measured.
 type footprintResult struct {
 	services int
-	// announced is from the first Service created to every one of them
-	// having a ServiceL2Status (creation through the API included).
-	announced time.Duration
-	nodes     []nodeFootprint
+	// created, allocated and announced are from the first create to the
+	// last create returning, to every Service having an address, and to
+	// every one having a ServiceL2Status.
+	created, allocated, announced time.Duration
+	// burst is every speaker's use from the first create to the last
+	// status.
+	burst map[string]usage
+	nodes []nodeFootprint
 	// probes are sample VIPs reached from the client over IPv6 (NDP), as
 	// "VIP via node".
 	probes []string
@@ -86,6 +91,10 @@ func (b *bench) footprint(ctx context.Context) (*footprintResult, error) {
 
 	b.log.Info("creating Services", "n", b.o.services)
 	began := time.Now()
+	burst, err := b.snapshot()
+	if err != nil {
+		return nil, err
+	}
 	names := make([]string, b.o.services)
 	for i := range names {
 		names[i] = fmt.Sprintf("fp-%04d", i)
@@ -98,8 +107,20 @@ func (b *bench) footprint(ctx context.Context) (*footprintResult, error) {
 	}); err != nil {
 		return nil, err
 	}
+	res.created = time.Since(began)
+	b.log.Info("Services created", "took", res.created.Round(time.Millisecond))
 	var owned map[string]int
-	if err := poll(ctx, 10*time.Minute, time.Second, func() error {
+	if err := poll(ctx, 10*time.Minute, 250*time.Millisecond, func() error {
+		if res.allocated == 0 {
+			n, err := b.allocated(ctx)
+			if err != nil {
+				return err
+			}
+			if n < b.o.services {
+				return fmt.Errorf("%d of %d Services have an address", n, b.o.services)
+			}
+			res.allocated = time.Since(began)
+		}
 		var err error
 		owned, err = b.owners(ctx)
 		if err != nil {
@@ -114,6 +135,9 @@ func (b *bench) footprint(ctx context.Context) (*footprintResult, error) {
 		}
 		return nil
 	}); err != nil {
+		return nil, err
+	}
+	if res.burst, err = b.usageSince(burst); err != nil {
 		return nil, err
 	}
 	res.announced = time.Since(began)
@@ -132,39 +156,47 @@ func (b *bench) footprint(ctx context.Context) (*footprintResult, error) {
 		return nil, err
 	}
 	for _, n := range b.nodes {
-		res.nodes = append(res.nodes, nodeFootprint{node: n, owned: owned[n], idle: idle[n], loaded: loaded[n]})
+		res.nodes = append(res.nodes, nodeFootprint{node: n, owned: owned[n], idle: idle[n], burst: res.burst[n], loaded: loaded[n]})
 	}
 	return res, nil
 }
 
-// measure samples every speaker's CPU time over o.window and its memory at
-// the end.
-func (b *bench) measure(ctx context.Context) (map[string]usage, error) {
-	pids := map[string]int{}
-	start := map[string]procStat{}
+// sample is every speaker's CPU counters at one moment.
+type sample struct {
+	at    time.Time
+	pids  map[string]int
+	stats map[string]procStat
+}
+
+// snapshot reads every speaker's CPU counters.
+func (b *bench) snapshot() (sample, error) {
+	s := sample{at: time.Now(), pids: map[string]int{}, stats: map[string]procStat{}}
 	for _, n := range b.nodes {
 		pid, err := speakerPID(b.speakers[n])
 		if err != nil {
-			return nil, err
+			return s, err
 		}
 		st, err := readStat(pid)
 		if err != nil {
-			return nil, err
+			return s, err
 		}
-		pids[n], start[n] = pid, st
+		s.pids[n], s.stats[n] = pid, st
 	}
-	t0 := time.Now()
-	if err := sleep(ctx, b.o.window); err != nil {
-		return nil, err
-	}
-	elapsed := time.Since(t0)
+	return s, nil
+}
+
+// usageSince returns every speaker's CPU use since the snapshot, and its
+// memory now.
+func (b *bench) usageSince(start sample) (map[string]usage, error) {
+	elapsed := time.Since(start.at)
 	out := map[string]usage{}
 	for _, n := range b.nodes {
-		st, err := readStat(pids[n])
+		pid := start.pids[n]
+		st, err := readStat(pid)
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("speaker on %s (pid %d): %w", n, pid, err)
 		}
-		raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pids[n]))
+		raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 		if err != nil {
 			return nil, err
 		}
@@ -172,11 +204,39 @@ func (b *bench) measure(ctx context.Context) (map[string]usage, error) {
 		if err != nil {
 			return nil, err
 		}
-		ticks := (st.utime + st.stime) - (start[n].utime + start[n].stime)
+		ticks := (st.utime + st.stime) - (start.stats[n].utime + start.stats[n].stime)
 		cpu := float64(ticks) / clockTicks / elapsed.Seconds() * 100
 		out[n] = usage{mem: mem, cpu: cpu, threads: st.threadsNum}
 	}
 	return out, nil
+}
+
+// measure samples every speaker's CPU time over o.window and its memory at
+// the end.
+func (b *bench) measure(ctx context.Context) (map[string]usage, error) {
+	start, err := b.snapshot()
+	if err != nil {
+		return nil, err
+	}
+	if err := sleep(ctx, b.o.window); err != nil {
+		return nil, err
+	}
+	return b.usageSince(start)
+}
+
+// allocated counts the benchmark's Services that have an address.
+func (b *bench) allocated(ctx context.Context) (int, error) {
+	var list corev1.ServiceList
+	if err := b.c.List(ctx, &list, client.InNamespace(appNS)); err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, s := range list.Items {
+		if len(s.Status.LoadBalancer.Ingress) > 0 {
+			n++
+		}
+	}
+	return n, nil
 }
 
 func readStat(pid int) (procStat, error) {
@@ -211,6 +271,10 @@ func (b *bench) owners(ctx context.Context) (map[string]int, error) {
 	out := map[string]int{}
 	for _, s := range list.Items {
 		svc := s.Labels[speaker.LabelServiceName]
+		if s.Status.Node == "" {
+			// Created, status not written yet.
+			return nil, fmt.Errorf("ServiceL2Status %s of %s names no node yet", s.Name, svc)
+		}
 		if prev, dup := seen[svc]; dup {
 			return nil, fmt.Errorf("Service %s announced by %s and %s", svc, prev, s.Status.Node)
 		}

@@ -71,7 +71,7 @@ func main() {
 	ctrllog.SetLogger(logr.Discard())
 
 	o := options{}
-	flag.IntVar(&o.trials, "trials", 20, "trials of each unplanned fault (SIGKILL, cut-off)")
+	flag.IntVar(&o.trials, "trials", 20, "trials of each unplanned fault (SIGKILL, cut-off); 0 with -planned-trials 0 skips the failover part")
 	flag.IntVar(&o.planned, "planned-trials", -1, "trials of the planned SIGTERM baseline (default: -trials)")
 	flag.IntVar(&o.services, "services", 1000, "announced Services for the footprint")
 	flag.DurationVar(&o.window, "window", 30*time.Second, "CPU measurement window of the footprint")
@@ -89,8 +89,8 @@ func main() {
 	if o.planned < 0 {
 		o.planned = o.trials
 	}
-	if o.trials < 1 || o.services < 1 || o.window <= 0 || o.backCap <= 0 {
-		fmt.Fprintln(os.Stderr, "-trials and -services must be positive, -window and -back-cap longer than zero")
+	if o.trials < 0 || o.planned < 0 || o.services < 1 || o.window <= 0 || o.backCap <= 0 {
+		fmt.Fprintln(os.Stderr, "-trials must not be negative (0 with -planned-trials 0 measures the footprint only), -services must be positive, -window and -back-cap longer than zero")
 		os.Exit(2)
 	}
 
@@ -150,9 +150,11 @@ func run(ctx context.Context, o options, log *slog.Logger) error {
 	}
 	defer b.close()
 
-	fo, err := b.failover(ctx)
-	if err != nil {
-		return fmt.Errorf("failover: %w (logs in %s)", err, l.Dir)
+	fo := &failoverResult{}
+	if o.trials+o.planned > 0 {
+		if fo, err = b.failover(ctx); err != nil {
+			return fmt.Errorf("failover: %w (logs in %s)", err, l.Dir)
+		}
 	}
 	fp, err := b.footprint(ctx)
 	if err != nil {

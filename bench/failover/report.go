@@ -39,6 +39,58 @@ func printReport(o options, b *bench, fo *failoverResult, fp *footprintResult, w
 		"a peer is dead after %s of silence (extra speaker flags: %s). Takeover: %d gratuitous bursts %s apart.\n\n",
 		len(b.nodes), interval, timeout, flags, layer2.DefaultGratuitousRepeats, layer2.DefaultGratuitousInterval)
 
+	if len(fo.trials) > 0 {
+		printFailover(w, o, fo, interval, timeout)
+	}
+	fmt.Fprintln(w, "### Speaker footprint")
+	fmt.Fprintln(w)
+	fmt.Fprintf(w, "Every speaker restarted, measured with no Services (idle), then with %d single-stack IPv6 LoadBalancer Services "+
+		"(pool: the lab's /112), each with serving endpoints on every node (one Service and two EndpointSlices each, created by 8 "+
+		"parallel writers), announced. From the first create: all created after %s, all with an address after %s, all with a "+
+		"ServiceL2Status after %s (\"CPU while creating\" covers this span). Checked from the client over NDP: %s. "+
+		"CPU is utime+stime from /proc/PID/stat, in %% of one core, idle and loaded over %s; memory from /proc/PID/status at the end "+
+		"of the window. Every speaker watches every Service; \"IPs announced\" is its share.\n\n",
+		fp.services, fp.created.Round(100*time.Millisecond), fp.allocated.Round(100*time.Millisecond),
+		fp.announced.Round(100*time.Millisecond), strings.Join(fp.probes, ", "), o.window)
+	fmt.Fprintln(w, "| node | IPs announced | VmRSS idle | VmRSS loaded | RssAnon idle | RssAnon loaded | RssFile loaded | VmHWM loaded | CPU idle | CPU while creating | CPU loaded | threads loaded |")
+	fmt.Fprintln(w, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+	var sum nodeFootprint
+	for _, n := range fp.nodes {
+		fmt.Fprintf(w, "| %s | %d | %s | %s | %s | %s | %s | %s | %.2f%% | %.1f%% | %.2f%% | %d |\n", n.node, n.owned,
+			mib(n.idle.mem.rss), mib(n.loaded.mem.rss), mib(n.idle.mem.anon), mib(n.loaded.mem.anon),
+			mib(n.loaded.mem.file), mib(n.loaded.mem.hwm), n.idle.cpu, n.burst.cpu, n.loaded.cpu, n.loaded.threads)
+		sum.owned += n.owned
+		sum.idle.mem.rss += n.idle.mem.rss
+		sum.loaded.mem.rss += n.loaded.mem.rss
+		sum.idle.mem.anon += n.idle.mem.anon
+		sum.loaded.mem.anon += n.loaded.mem.anon
+		sum.loaded.mem.file += n.loaded.mem.file
+		sum.loaded.mem.hwm += n.loaded.mem.hwm
+		sum.idle.cpu += n.idle.cpu
+		sum.burst.cpu += n.burst.cpu
+		sum.loaded.cpu += n.loaded.cpu
+	}
+	if k := int64(len(fp.nodes)); k > 0 {
+		fmt.Fprintf(w, "| mean | %d | %s | %s | %s | %s | %s | %s | %.2f%% | %.1f%% | %.2f%% | |\n", sum.owned/int(k),
+			mib(sum.idle.mem.rss/k), mib(sum.loaded.mem.rss/k), mib(sum.idle.mem.anon/k), mib(sum.loaded.mem.anon/k),
+			mib(sum.loaded.mem.file/k), mib(sum.loaded.mem.hwm/k), sum.idle.cpu/float64(k), sum.burst.cpu/float64(k), sum.loaded.cpu/float64(k))
+		if sum.owned > 0 {
+			fmt.Fprintf(w, "\nRssAnon grew by %.1f KiB per announced IP on average (all speakers' growth over all %d IPs; it includes the cached Services and EndpointSlices every speaker holds).\n",
+				float64(sum.loaded.mem.anon-sum.idle.mem.anon)/float64(sum.owned), sum.owned)
+		}
+	}
+	if len(warnings) > 0 {
+		fmt.Fprintln(w)
+		fmt.Fprintln(w, "Speaker warnings and errors logged during the run:")
+		fmt.Fprintln(w)
+		for _, m := range warnings {
+			fmt.Fprintf(w, "- %s\n", m)
+		}
+	}
+}
+
+// printFailover writes the failover tables.
+func printFailover(w io.Writer, o options, fo *failoverResult, interval, timeout time.Duration) {
 	fmt.Fprintln(w, "### Failover: from the fault to the client")
 	fmt.Fprintln(w)
 	lo, hi := timeout-interval, timeout+interval/4
@@ -148,55 +200,65 @@ func printReport(o options, b *bench, fo *failoverResult, fp *footprintResult, w
 	}
 
 	fmt.Fprintln(w)
+	fmt.Fprintln(w, "Announcements by a node that does not own the VIP: a passive ARP socket in the client's namespace records every gratuitous ARP "+
+		"for the three VIPs during the whole run. Counted: a VIP other than the trial's announced by a node that is not its owner (their owners are never "+
+		"hit), and the trial VIP announced by another node after its owner announced it again following the repair. A client that "+
+		"hears one moves to that node and stays until the owner announces again.")
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "| fault | trials | trials with such announcements | announcements (bursts) | never followed by the owner's in the trial |")
+	fmt.Fprintln(w, "|---|---:|---:|---:|---:|")
+	var details []string
+	for _, f := range []fault{faultKill, faultCut, faultTerm} {
+		rs := fo.of(f)
+		if len(rs) == 0 {
+			continue
+		}
+		n, total, unanswered := 0, 0, 0
+		for _, r := range rs {
+			if len(r.foreign) > 0 {
+				n++
+			}
+			total += len(r.foreign)
+			for _, d := range r.foreign {
+				if strings.HasSuffix(d, "never in this trial") {
+					unanswered++
+				}
+				details = append(details, fmt.Sprintf("%s on %s: %s", f, r.vip.owner, d))
+			}
+		}
+		fmt.Fprintf(w, "| %s | %d | %d | %d | %d |\n", f, len(rs), n, total, unanswered)
+	}
+	if len(details) > 0 {
+		fmt.Fprintln(w)
+		for _, d := range details {
+			fmt.Fprintf(w, "- %s\n", d)
+		}
+	}
+
+	fmt.Fprintln(w)
+	fmt.Fprintf(w, "Liveness false alarms: %d time(s) a speaker dropped a peer from its live set while no fault was under way "+
+		"(outside every trial's span from the fault to 600 ms after the repair), read from the speakers' logs", len(fo.falseAlarms))
+	if len(fo.falseAlarms) == 0 {
+		fmt.Fprintln(w, ".")
+	} else {
+		fmt.Fprintln(w, ":")
+		fmt.Fprintln(w)
+		for _, e := range fo.falseAlarms {
+			back := "not within the log"
+			if !e.back.IsZero() {
+				back = fmt.Sprintf("counted live again %s later", e.back.Sub(e.at).Round(time.Millisecond))
+			}
+			fmt.Fprintf(w, "- %s UTC: %s dropped %s, %s\n", e.at.UTC().Format("15:04:05.000"), e.node, e.peer, back)
+		}
+	}
+
+	fmt.Fprintln(w)
 	fmt.Fprintf(w, "Before each trial the client's entry for its VIP is checked: %d time(s) it pointed at a node that does not own the VIP "+
 		"(the VIP was stable on its owner after its own previous trial, so another trial's fault moved it):\n\n", len(fo.hijacks))
 	for _, h := range fo.hijacks {
 		fmt.Fprintf(w, "- %s\n", h)
 	}
-
 	fmt.Fprintln(w)
-	fmt.Fprintln(w, "### Speaker footprint")
-	fmt.Fprintln(w)
-	fmt.Fprintf(w, "Every speaker restarted, measured with no Services (idle), then with %d single-stack IPv6 LoadBalancer Services "+
-		"(pool: the lab's /112), each with serving endpoints on every node, announced (%s from the first create to the last "+
-		"ServiceL2Status, API writes included; checked from the client over NDP: %s). CPU is utime+stime from /proc/PID/stat over "+
-		"%s, in %% of one core; memory from /proc/PID/status at the end of the window. Every speaker watches every Service; "+
-		"\"IPs announced\" is its share.\n\n",
-		fp.services, fp.announced.Round(100*time.Millisecond), strings.Join(fp.probes, ", "), o.window)
-	fmt.Fprintln(w, "| node | IPs announced | VmRSS idle | VmRSS loaded | RssAnon idle | RssAnon loaded | RssFile loaded | VmHWM loaded | CPU idle | CPU loaded | threads loaded |")
-	fmt.Fprintln(w, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
-	var sum nodeFootprint
-	for _, n := range fp.nodes {
-		fmt.Fprintf(w, "| %s | %d | %s | %s | %s | %s | %s | %s | %.2f%% | %.2f%% | %d |\n", n.node, n.owned,
-			mib(n.idle.mem.rss), mib(n.loaded.mem.rss), mib(n.idle.mem.anon), mib(n.loaded.mem.anon),
-			mib(n.loaded.mem.file), mib(n.loaded.mem.hwm), n.idle.cpu, n.loaded.cpu, n.loaded.threads)
-		sum.owned += n.owned
-		sum.idle.mem.rss += n.idle.mem.rss
-		sum.loaded.mem.rss += n.loaded.mem.rss
-		sum.idle.mem.anon += n.idle.mem.anon
-		sum.loaded.mem.anon += n.loaded.mem.anon
-		sum.loaded.mem.file += n.loaded.mem.file
-		sum.loaded.mem.hwm += n.loaded.mem.hwm
-		sum.idle.cpu += n.idle.cpu
-		sum.loaded.cpu += n.loaded.cpu
-	}
-	if k := int64(len(fp.nodes)); k > 0 {
-		fmt.Fprintf(w, "| mean | %d | %s | %s | %s | %s | %s | %s | %.2f%% | %.2f%% | |\n", sum.owned/int(k),
-			mib(sum.idle.mem.rss/k), mib(sum.loaded.mem.rss/k), mib(sum.idle.mem.anon/k), mib(sum.loaded.mem.anon/k),
-			mib(sum.loaded.mem.file/k), mib(sum.loaded.mem.hwm/k), sum.idle.cpu/float64(k), sum.loaded.cpu/float64(k))
-		if sum.owned > 0 {
-			fmt.Fprintf(w, "\nRssAnon grew by %.1f KiB per announced IP on average (all speakers' growth over all %d IPs; it includes the cached Services and EndpointSlices every speaker holds).\n",
-				float64(sum.loaded.mem.anon-sum.idle.mem.anon)/float64(sum.owned), sum.owned)
-		}
-	}
-	if len(warnings) > 0 {
-		fmt.Fprintln(w)
-		fmt.Fprintln(w, "Speaker warnings and errors logged during the run:")
-		fmt.Fprintln(w)
-		for _, m := range warnings {
-			fmt.Fprintf(w, "- %s\n", m)
-		}
-	}
 }
 
 func (fo *failoverResult) of(f fault) []trialResult {

@@ -181,3 +181,63 @@ func arpingMACs(out []byte) []string {
 	slices.Sort(macs)
 	return slices.Compact(macs)
 }
+
+// expiry is a speaker dropping a peer from its live set, and when (if
+// ever, within its log) it counted the peer live again.
+type expiry struct {
+	at, back time.Time
+	node     string // who dropped the peer
+	peer     string
+}
+
+// expiries reads one speaker's JSON log and returns every peer it dropped
+// from its live set, in order. The first live set of the log is the
+// baseline; a speaker that starts and learns its peers only adds.
+func expiries(log []byte) []expiry {
+	var out []expiry
+	var prev []string
+	open := map[string]int{} // peer -> index in out while it is gone
+	for _, raw := range bytes.Split(log, []byte("\n")) {
+		if !bytes.Contains(raw, []byte("live speakers changed")) {
+			continue
+		}
+		var l struct {
+			logLine
+			Node string `json:"node"`
+		}
+		if err := json.Unmarshal(raw, &l); err != nil {
+			continue
+		}
+		for _, p := range prev {
+			if !slices.Contains(l.Live, p) {
+				open[p] = len(out)
+				out = append(out, expiry{at: l.Time, node: l.Node, peer: p})
+			}
+		}
+		for _, p := range l.Live {
+			if i, ok := open[p]; ok {
+				out[i].back = l.Time
+				delete(open, p)
+			}
+		}
+		prev = l.Live
+	}
+	return out
+}
+
+// unexplained keeps the expiries in [from, to) that fall in none of the
+// windows: peers dropped while no fault was under way.
+func unexplained(es []expiry, windows [][2]time.Time, from, to time.Time) []expiry {
+	var out []expiry
+	for _, e := range es {
+		if e.at.Before(from) || !e.at.Before(to) {
+			continue
+		}
+		if slices.ContainsFunc(windows, func(w [2]time.Time) bool { return !e.at.Before(w[0]) && e.at.Before(w[1]) }) {
+			continue
+		}
+		out = append(out, e)
+	}
+	slices.SortFunc(out, func(a, b expiry) int { return a.at.Compare(b.at) })
+	return out
+}

@@ -152,3 +152,33 @@ func TestDoubleRounds(t *testing.T) {
 		t.Errorf("no requests, got %v", got)
 	}
 }
+
+func TestExpiries(t *testing.T) {
+	base := time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC)
+	at := func(ms int) time.Time { return base.Add(time.Duration(ms) * time.Millisecond) }
+	log := []byte(`{"time":"2026-11-27T10:00:00.000Z","msg":"membership: live speakers changed","node":"node1","live":["node1"]}
+{"time":"2026-11-27T10:00:00.100Z","msg":"membership: live speakers changed","node":"node1","live":["node1","node2","node3"]}
+{"time":"2026-11-27T10:00:01.000Z","msg":"membership: live speakers changed","node":"node1","live":["node1","node3"]}
+{"time":"2026-11-27T10:00:01.004Z","msg":"membership: live speakers changed","node":"node1","live":["node1","node2","node3"]}
+{"time":"2026-11-27T10:00:02.000Z","msg":"configuration loaded","node":"node1"}
+{"time":"2026-11-27T10:00:03.000Z","msg":"membership: live speakers changed","node":"node1","live":["node1"]}
+{"time":"2026-11-27T10:00:03.500Z","msg":"membership: live speakers changed","node":"node1","live":["node1","node3"]}
+`)
+	got := expiries(log)
+	want := []expiry{
+		{at: at(1000), back: at(1004), node: "node1", peer: "node2"},
+		{at: at(3000), node: "node1", peer: "node2"},
+		{at: at(3000), back: at(3500), node: "node1", peer: "node3"},
+	}
+	if !slices.Equal(got, want) {
+		t.Fatalf("expiries = %+v, want %+v", got, want)
+	}
+	// The fault window [2.9 s, 3.6 s) explains the last two.
+	un := unexplained(got, [][2]time.Time{{at(2900), at(3600)}}, at(0), at(10000))
+	if !slices.Equal(un, want[:1]) {
+		t.Errorf("unexplained = %+v, want %+v", un, want[:1])
+	}
+	if un := unexplained(got, nil, at(1500), at(10000)); len(un) != 2 {
+		t.Errorf("unexplained from 1.5 s = %+v, want the two at 3 s", un)
+	}
+}

@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"net"
+	"net/netip"
 	"os"
 	"slices"
 	"strings"
@@ -81,6 +83,13 @@ type trialResult struct {
 	// none).
 	doubleDuring             int
 	doubleFirst, doubleAfter time.Duration
+	// t0 is when the trial began (just before the fault), tR when the
+	// repair began.
+	t0, tR time.Time
+	// foreign lists the gratuitous announcements, from this trial's start
+	// to the next one's, of a VIP by a node that should not announce it
+	// (see foreignAnnouncements).
+	foreign []string
 	// ownerARP is, for a restart, from the restart to the owner's first
 	// ARP answer.
 	ownerARP time.Duration
@@ -100,6 +109,9 @@ type trialResult struct {
 type failoverResult struct {
 	vips   []vip
 	trials []trialResult
+	// falseAlarms are the peers a speaker dropped from its live set while
+	// no fault was under way.
+	falseAlarms []expiry
 	// hijacks describes every time a VIP's client entry was found on a
 	// node that does not own it before a trial (the trial VIP was made
 	// stable after its own last trial; something moved it since).
@@ -119,6 +131,28 @@ func (b *bench) failover(ctx context.Context) (*failoverResult, error) {
 		return nil, err
 	}
 	res := &failoverResult{vips: vips}
+	// Every ARP frame from the VIPs that reaches the client, for the whole
+	// run: a passive socket, it changes nothing the client does.
+	var all []netip.Addr
+	for _, v := range vips {
+		all = append(all, v.ip)
+	}
+	rec, err := startARPWatch(b.lab.Client, netip.Addr{}, all, 0)
+	if err != nil {
+		return nil, err
+	}
+	b.rec = rec
+	defer func() {
+		rec.finish()
+		b.rec = nil
+	}()
+	// The same from the router host, to tell frames that never reached the
+	// client from frames the client ignored.
+	recRouter, err := startARPWatch(b.lab.Router, netip.Addr{}, all, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer recRouter.finish()
 	var plan []fault
 	for i := range max(b.o.trials, b.o.planned) {
 		if i < b.o.trials {
@@ -135,7 +169,11 @@ func (b *bench) failover(ctx context.Context) (*failoverResult, error) {
 		// every fault on one node.
 		v := vips[(done[f]+int(f))%len(vips)]
 		done[f]++
-		if h, err := b.preCheck(ctx, v); err != nil {
+		var prev *trialResult
+		if i > 0 {
+			prev = &res.trials[i-1]
+		}
+		if h, err := b.preCheck(ctx, v, prev); err != nil {
 			return nil, fmt.Errorf("before trial %d: %w", i+1, err)
 		} else if h != "" {
 			prev := "the start"
@@ -162,6 +200,25 @@ func (b *bench) failover(ctx context.Context) (*failoverResult, error) {
 			"ownerARP", r.ownerARP.Round(time.Millisecond), "stable", r.stable.Round(time.Millisecond),
 			"arp", r.arp, "flushed", r.flushed)
 		res.trials = append(res.trials, r)
+	}
+	res.falseAlarms = b.falseAlarms(res.trials)
+	for _, e := range res.falseAlarms {
+		b.log.Warn("peer dropped while no fault was under way", "at", e.at.Format("15:04:05.000"), "speaker", e.node, "peer", e.peer,
+			"back after", e.back.Sub(e.at).Round(time.Millisecond))
+	}
+	for i := range res.trials {
+		until := time.Now()
+		if i+1 < len(res.trials) {
+			until = res.trials[i+1].t0
+		}
+		r := &res.trials[i]
+		r.foreign = b.foreignAnnouncements(rec.announcements(r.t0, until), vips, r.vip, r.tR)
+		for _, f := range r.foreign {
+			b.log.Info("announcement by a node that does not own the VIP", "trial", i+1, "what", f)
+		}
+		for _, f := range b.foreignAnnouncements(recRouter.announcements(r.t0, until), vips, r.vip, r.tR) {
+			b.log.Info("seen from the router: announcement by a node that does not own the VIP", "trial", i+1, "what", f)
+		}
 	}
 	for _, v := range vips {
 		if err := b.c.Delete(ctx, &corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: appNS, Name: v.service}}); err != nil {
@@ -223,13 +280,13 @@ func (b *bench) createVIPs(ctx context.Context) ([]vip, error) {
 // trial hits v's owner with f, times the client's view, repairs and waits
 // until the client reaches the owner again.
 func (b *bench) trial(ctx context.Context, f fault, v vip) (trialResult, error) {
-	r := trialResult{fault: f, vip: v, neigh: -1, http: -1, detect: -1, back: -1, backHTTP: -1, doubleFirst: -1, doubleAfter: -1, ownerARP: -1}
+	r := trialResult{fault: f, vip: v, t0: time.Now(), neigh: -1, http: -1, detect: -1, back: -1, backHTTP: -1, doubleFirst: -1, doubleAfter: -1, ownerARP: -1}
 	owner := v.owner
 	other := func(n string) bool { return n != owner }
 	isOwner := func(n string) bool { return n == owner }
 	p := b.speakers[owner]
 
-	aw, err := startARPWatch(b.lab.Router, v.ip, arpPoll)
+	aw, err := startARPWatch(b.lab.Router, v.ip, nil, arpPoll)
 	if err != nil {
 		return r, err
 	}
@@ -280,6 +337,7 @@ func (b *bench) trial(ctx context.Context, f fault, v vip) (trialResult, error) 
 		}
 	}
 	tR := time.Now()
+	r.tR = tR
 	switch f {
 	case faultCut:
 		err = b.lab.Heal(b.lab.Node(owner))
@@ -347,7 +405,7 @@ func (b *bench) trial(ctx context.Context, f fault, v vip) (trialResult, error) 
 		return r, err
 	}
 	r.arpOK = slices.Equal(r.arp, []string{owner})
-	sent, replies, err := aw.finish()
+	sent, replies, _, err := aw.finish()
 	if err != nil {
 		return r, fmt.Errorf("ARP watch: %w", err)
 	}
@@ -380,11 +438,113 @@ func (b *bench) trial(ctx context.Context, f fault, v vip) (trialResult, error) 
 	return r, nil
 }
 
+// foreignAnnouncements describes the gratuitous announcements that only a
+// wrong view of the cluster explains: a VIP other than the trial's announced
+// by anyone but its owner (their owners were never hit), or the trial VIP
+// announced by anyone but its owner after the owner announced it again
+// following the repair. Each says when, and when the rightful owner
+// announced that VIP next (which repairs a client that took the wrong one).
+func (b *bench) foreignAnnouncements(garps []announcement, vips []vip, trial vip, tR time.Time) []string {
+	// The trial VIP legitimately moves and comes back: only an
+	// announcement by another node after its owner re-announced it counts.
+	garps = slices.DeleteFunc(slices.Clone(garps), func(a announcement) bool { return !a.gratuitous })
+	var ownerBack time.Time
+	for _, g := range garps {
+		if g.ip == trial.ip && !g.at.Before(tR) && b.nodeOfMAC(mustMAC(g.mac)) == trial.owner {
+			ownerBack = g.at
+			break
+		}
+	}
+	var out []string
+	var last *announcement
+	for _, g := range garps {
+		var owner string
+		for _, o := range vips {
+			if o.ip == g.ip {
+				owner = o.owner
+			}
+		}
+		node := b.nodeOfMAC(mustMAC(g.mac))
+		if node == owner || (g.ip == trial.ip && (ownerBack.IsZero() || g.at.Before(ownerBack))) {
+			continue
+		}
+		// A burst is two frames (a request and a reply): report it once.
+		if last != nil && last.ip == g.ip && last.mac == g.mac && g.at.Sub(last.at) < 50*time.Millisecond {
+			continue
+		}
+		last = &g
+		next := "never in this trial"
+		for _, h := range garps {
+			if h.ip == g.ip && h.at.After(g.at) && b.nodeOfMAC(mustMAC(h.mac)) == owner {
+				next = fmt.Sprintf("%+d ms", h.at.Sub(tR).Milliseconds())
+				break
+			}
+		}
+		out = append(out, fmt.Sprintf("%s (owner %s) by %s at %+d ms from the repair; owner's next announcement: %s",
+			g.ip, owner, node, g.at.Sub(tR).Milliseconds(), next))
+	}
+	return out
+}
+
+// describeFrames lists the ARP frames from ip, relative to since.
+func (b *bench) describeFrames(frames []announcement, ip netip.Addr, since time.Time) string {
+	var parts []string
+	for _, f := range frames {
+		if f.ip != ip {
+			continue
+		}
+		kind := "reply"
+		switch {
+		case f.gratuitous && f.reply:
+			kind = "gratuitous reply"
+		case f.gratuitous:
+			kind = "gratuitous request"
+		case !f.reply:
+			kind = "request"
+		}
+		parts = append(parts, fmt.Sprintf("%+d ms %s by %s", f.at.Sub(since).Milliseconds(), kind, b.nodeOfMAC(mustMAC(f.mac))))
+	}
+	if len(parts) == 0 {
+		return "none"
+	}
+	return strings.Join(parts, ", ")
+}
+
+func mustMAC(s string) net.HardwareAddr {
+	m, err := net.ParseMAC(s)
+	if err != nil {
+		return nil
+	}
+	return m
+}
+
+// falseAlarms returns the peer expiries in the speakers' logs during the
+// trials that no fault explains: outside every trial's span from the fault
+// to 600 ms after the repair (time for a healed node's last stale expiries).
+func (b *bench) falseAlarms(trials []trialResult) []expiry {
+	if len(trials) == 0 {
+		return nil
+	}
+	var windows [][2]time.Time
+	for _, r := range trials {
+		windows = append(windows, [2]time.Time{r.t0, r.tR.Add(600 * time.Millisecond)})
+	}
+	var all []expiry
+	for _, path := range b.logs {
+		data, err := os.ReadFile(path)
+		if err != nil {
+			continue
+		}
+		all = append(all, expiries(data)...)
+	}
+	return unexplained(all, windows, trials[0].t0, time.Now())
+}
+
 // preCheck makes sure the client reaches v's owner before a trial. When the
 // client's entry points at another node, it says so (a takeover during some
 // other trial moved it and nobody moved it back), flushes the entry and waits
 // for the owner.
-func (b *bench) preCheck(ctx context.Context, v vip) (string, error) {
+func (b *bench) preCheck(ctx context.Context, v vip, prev *trialResult) (string, error) {
 	mac, err := b.neigh.lookup(v.ip)
 	if err != nil {
 		return "", err
@@ -397,7 +557,11 @@ func (b *bench) preCheck(ctx context.Context, v vip) (string, error) {
 		if err := b.waitStable(ctx, v, 30*time.Second); err != nil {
 			return "", err
 		}
-		return fmt.Sprintf("the client's entry for %s (owner %s) pointed at %s (%s)", v.ip, v.owner, node, strings.TrimSpace(string(out))), nil
+		msg := fmt.Sprintf("the client's entry for %s (owner %s) pointed at %s (%s)", v.ip, v.owner, node, strings.TrimSpace(string(out)))
+		if prev != nil && b.rec != nil {
+			msg += "; ARP from " + v.ip.String() + " reaching the client since the previous repair: " + b.describeFrames(b.rec.announcements(prev.tR, time.Now()), v.ip, prev.tR)
+		}
+		return msg, nil
 	}
 	return "", b.waitStable(ctx, v, 10*time.Second)
 }
