@@ -203,10 +203,10 @@ func printFailover(w io.Writer, o options, fo *failoverResult, interval, timeout
 	fmt.Fprintln(w, "Announcements by a node that does not own the VIP: a passive ARP socket in the client's namespace records every gratuitous ARP "+
 		"for the three VIPs during the whole run. Counted: a VIP other than the trial's announced by a node that is not its owner (their owners are never "+
 		"hit), and the trial VIP announced by another node after its owner announced it again following the repair. A client that "+
-		"hears one moves to that node and stays until the owner announces again.")
+		"hears one moves to that node (and its traffic with it) until the owner announces again; the gap is how long that lasts.")
 	fmt.Fprintln(w)
-	fmt.Fprintln(w, "| fault | trials | trials with such announcements | announcements (bursts) | never followed by the owner's in the trial |")
-	fmt.Fprintln(w, "|---|---:|---:|---:|---:|")
+	fmt.Fprintln(w, "| fault | trials | trials with such announcements | announcements (bursts) | until the owner's next announcement: max | never followed by the owner's |")
+	fmt.Fprintln(w, "|---|---:|---:|---:|---:|---:|")
 	var details []string
 	for _, f := range []fault{faultKill, faultCut, faultTerm} {
 		rs := fo.of(f)
@@ -214,19 +214,23 @@ func printFailover(w io.Writer, o options, fo *failoverResult, interval, timeout
 			continue
 		}
 		n, total, unanswered := 0, 0, 0
+		var gaps []time.Duration
 		for _, r := range rs {
 			if len(r.foreign) > 0 {
 				n++
 			}
 			total += len(r.foreign)
 			for _, d := range r.foreign {
-				if strings.HasSuffix(d, "never in this trial") {
+				if d.ownerNext < 0 {
 					unanswered++
+				} else {
+					gaps = append(gaps, d.ownerNext-d.at)
 				}
 				details = append(details, fmt.Sprintf("%s on %s: %s", f, r.vip.owner, d))
 			}
 		}
-		fmt.Fprintf(w, "| %s | %d | %d | %d | %d |\n", f, len(rs), n, total, unanswered)
+		sg := summarize(gaps)
+		fmt.Fprintf(w, "| %s | %d | %d | %d | %s | %d |\n", f, len(rs), n, total, ms(sg.max, sg.n), unanswered)
 	}
 	if len(details) > 0 {
 		fmt.Fprintln(w)
@@ -253,8 +257,15 @@ func printFailover(w io.Writer, o options, fo *failoverResult, interval, timeout
 	}
 
 	fmt.Fprintln(w)
-	fmt.Fprintf(w, "Before each trial the client's entry for its VIP is checked: %d time(s) it pointed at a node that does not own the VIP "+
-		"(the VIP was stable on its owner after its own previous trial, so another trial's fault moved it):\n\n", len(fo.hijacks))
+	fmt.Fprintf(w, "Before each trial, %s after the previous repair's check (so after every re-announcement it set off), the client's entry "+
+		"for the trial's VIP is checked (that VIP was stable on its owner after its own last trial): %d time(s) it pointed at a node that "+
+		"does not own it, i.e. a client left on the wrong node", settle, len(fo.hijacks))
+	if len(fo.hijacks) == 0 {
+		fmt.Fprintln(w, ".")
+	} else {
+		fmt.Fprintln(w, ":")
+		fmt.Fprintln(w)
+	}
 	for _, h := range fo.hijacks {
 		fmt.Fprintf(w, "- %s\n", h)
 	}

@@ -89,7 +89,7 @@ type trialResult struct {
 	// foreign lists the gratuitous announcements, from this trial's start
 	// to the next one's, of a VIP by a node that should not announce it
 	// (see foreignAnnouncements).
-	foreign []string
+	foreign []foreignAnnouncement
 	// ownerARP is, for a restart, from the restart to the owner's first
 	// ARP answer.
 	ownerARP time.Duration
@@ -146,13 +146,6 @@ func (b *bench) failover(ctx context.Context) (*failoverResult, error) {
 		rec.finish()
 		b.rec = nil
 	}()
-	// The same from the router host, to tell frames that never reached the
-	// client from frames the client ignored.
-	recRouter, err := startARPWatch(b.lab.Router, netip.Addr{}, all, 0)
-	if err != nil {
-		return nil, err
-	}
-	defer recRouter.finish()
 	var plan []fault
 	for i := range max(b.o.trials, b.o.planned) {
 		if i < b.o.trials {
@@ -169,6 +162,12 @@ func (b *bench) failover(ctx context.Context) (*failoverResult, error) {
 		// every fault on one node.
 		v := vips[(done[f]+int(f))%len(vips)]
 		done[f]++
+		// Settle first: the owners' re-announcements after the previous
+		// repair go on for 2.2 s, and a client moved by a stale claim is
+		// only stuck if it is still on the wrong node after them.
+		if err := sleep(ctx, settle); err != nil {
+			return nil, err
+		}
 		var prev *trialResult
 		if i > 0 {
 			prev = &res.trials[i-1]
@@ -176,16 +175,19 @@ func (b *bench) failover(ctx context.Context) (*failoverResult, error) {
 		if h, err := b.preCheck(ctx, v, prev); err != nil {
 			return nil, fmt.Errorf("before trial %d: %w", i+1, err)
 		} else if h != "" {
-			prev := "the start"
-			if i > 0 {
-				prev = fmt.Sprintf("trial %d (%s on %s)", i, plan[i-1], res.trials[i-1].vip.owner)
+			prevDesc := "the start"
+			if prev != nil {
+				prevDesc = fmt.Sprintf("trial %d (%s on %s)", i, plan[i-1], prev.vip.owner)
 			}
-			msg := fmt.Sprintf("before trial %d, after %s: %s", i+1, prev, h)
+			msg := fmt.Sprintf("before trial %d, after %s: %s", i+1, prevDesc, h)
 			b.log.Warn("client's entry for a VIP on a node that does not own it", "what", msg)
 			res.hijacks = append(res.hijacks, msg)
+			if err := sleep(ctx, settle); err != nil {
+				return nil, err
+			}
 		}
 		// A random phase against the 100 ms heartbeat clock.
-		if err := sleep(ctx, settle+rand.N(100*time.Millisecond)); err != nil {
+		if err := sleep(ctx, rand.N(100*time.Millisecond)); err != nil {
 			return nil, err
 		}
 		r, err := b.trial(ctx, f, v)
@@ -215,9 +217,6 @@ func (b *bench) failover(ctx context.Context) (*failoverResult, error) {
 		r.foreign = b.foreignAnnouncements(rec.announcements(r.t0, until), vips, r.vip, r.tR)
 		for _, f := range r.foreign {
 			b.log.Info("announcement by a node that does not own the VIP", "trial", i+1, "what", f)
-		}
-		for _, f := range b.foreignAnnouncements(recRouter.announcements(r.t0, until), vips, r.vip, r.tR) {
-			b.log.Info("seen from the router: announcement by a node that does not own the VIP", "trial", i+1, "what", f)
 		}
 	}
 	for _, v := range vips {
@@ -444,7 +443,7 @@ func (b *bench) trial(ctx context.Context, f fault, v vip) (trialResult, error) 
 // announced by anyone but its owner after the owner announced it again
 // following the repair. Each says when, and when the rightful owner
 // announced that VIP next (which repairs a client that took the wrong one).
-func (b *bench) foreignAnnouncements(garps []announcement, vips []vip, trial vip, tR time.Time) []string {
+func (b *bench) foreignAnnouncements(garps []announcement, vips []vip, trial vip, tR time.Time) []foreignAnnouncement {
 	// The trial VIP legitimately moves and comes back: only an
 	// announcement by another node after its owner re-announced it counts.
 	garps = slices.DeleteFunc(slices.Clone(garps), func(a announcement) bool { return !a.gratuitous })
@@ -455,7 +454,7 @@ func (b *bench) foreignAnnouncements(garps []announcement, vips []vip, trial vip
 			break
 		}
 	}
-	var out []string
+	var out []foreignAnnouncement
 	var last *announcement
 	for _, g := range garps {
 		var owner string
@@ -473,17 +472,35 @@ func (b *bench) foreignAnnouncements(garps []announcement, vips []vip, trial vip
 			continue
 		}
 		last = &g
-		next := "never in this trial"
+		fa := foreignAnnouncement{ip: g.ip, owner: owner, by: node, at: g.at.Sub(tR), ownerNext: -1}
 		for _, h := range garps {
 			if h.ip == g.ip && h.at.After(g.at) && b.nodeOfMAC(mustMAC(h.mac)) == owner {
-				next = fmt.Sprintf("%+d ms", h.at.Sub(tR).Milliseconds())
+				fa.ownerNext = h.at.Sub(tR)
 				break
 			}
 		}
-		out = append(out, fmt.Sprintf("%s (owner %s) by %s at %+d ms from the repair; owner's next announcement: %s",
-			g.ip, owner, node, g.at.Sub(tR).Milliseconds(), next))
+		out = append(out, fa)
 	}
 	return out
+}
+
+// foreignAnnouncement is a gratuitous announcement of ip by a node that
+// does not own it, at a time from the repair, and the owner's next
+// announcement (negative: none in the trial's span).
+type foreignAnnouncement struct {
+	ip            netip.Addr
+	owner, by     string
+	at, ownerNext time.Duration
+}
+
+func (f foreignAnnouncement) String() string {
+	next := "none before the next trial"
+	if f.ownerNext >= 0 {
+		next = fmt.Sprintf("%+d ms, so a client that took it was on the wrong node for %d ms",
+			f.ownerNext.Milliseconds(), (f.ownerNext - f.at).Milliseconds())
+	}
+	return fmt.Sprintf("%s (owner %s) announced by %s at %+d ms from the repair; the owner's next announcement: %s",
+		f.ip, f.owner, f.by, f.at.Milliseconds(), next)
 }
 
 // describeFrames lists the ARP frames from ip, relative to since.
