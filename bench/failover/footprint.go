@@ -47,6 +47,11 @@ type footprintResult struct {
 	// status.
 	burst map[string]usage
 	nodes []nodeFootprint
+	// loadedTrials are SIGKILL trials on the IPv4 VIPs with the Services
+	// announced; loaded is one more on an IPv6 VIP of the Services, timing
+	// the status objects too.
+	loadedTrials []trialResult
+	loaded       []loadedTrial
 	// probes are sample VIPs reached from the client over IPv6 (NDP), as
 	// "VIP via node".
 	probes []string
@@ -157,6 +162,10 @@ func (b *bench) footprint(ctx context.Context) (*footprintResult, error) {
 	}
 	for _, n := range b.nodes {
 		res.nodes = append(res.nodes, nodeFootprint{node: n, owned: owned[n], idle: idle[n], burst: res.burst[n], loaded: loaded[n]})
+	}
+	b.log.Info("failover with the Services announced")
+	if res.loadedTrials, res.loaded, err = b.loadedFailover(ctx, owned); err != nil {
+		return nil, fmt.Errorf("failover with %d Services: %w", b.o.services, err)
 	}
 	return res, nil
 }

@@ -52,10 +52,13 @@ import (
 
 // options are the command-line flags.
 type options struct {
-	trials   int
-	planned  int
-	services int
-	window   time.Duration
+	trials  int
+	planned int
+	// loadedTrials are SIGKILL trials repeated with the footprint's
+	// Services announced.
+	loadedTrials int
+	services     int
+	window       time.Duration
 	// backCap bounds the wait for the client to return to the owner after
 	// a repair, with no help from the benchmark.
 	backCap       time.Duration
@@ -74,6 +77,7 @@ func main() {
 	flag.IntVar(&o.trials, "trials", 20, "trials of each unplanned fault (SIGKILL, cut-off); 0 with -planned-trials 0 skips the failover part")
 	flag.IntVar(&o.planned, "planned-trials", -1, "trials of the planned SIGTERM baseline (default: -trials)")
 	flag.IntVar(&o.services, "services", 1000, "announced Services for the footprint")
+	flag.IntVar(&o.loadedTrials, "loaded-trials", 3, "SIGKILL trials repeated with the footprint's Services announced")
 	flag.DurationVar(&o.window, "window", 30*time.Second, "CPU measurement window of the footprint")
 	flag.DurationVar(&o.backCap, "back-cap", 15*time.Second, "after a repair, how long to wait for the client to return to the owner by itself")
 	flag.StringVar(&o.controllerBin, "controller-bin", "", "keeperlb-controller binary (default: build one)")
@@ -84,12 +88,12 @@ func main() {
 	flag.Parse()
 	o.speakerFlags = strings.Fields(*extra)
 	if *quick {
-		o.trials, o.services, o.window = 3, 100, 5*time.Second
+		o.trials, o.services, o.window, o.loadedTrials = 3, 100, 5*time.Second, 3
 	}
 	if o.planned < 0 {
 		o.planned = o.trials
 	}
-	if o.trials < 0 || o.planned < 0 || o.services < 1 || o.window <= 0 || o.backCap <= 0 {
+	if o.trials < 0 || o.planned < 0 || o.loadedTrials < 0 || o.services < 1 || o.window <= 0 || o.backCap <= 0 {
 		fmt.Fprintln(os.Stderr, "-trials must not be negative (0 with -planned-trials 0 measures the footprint only), -services must be positive, -window and -back-cap longer than zero")
 		os.Exit(2)
 	}

@@ -79,6 +79,65 @@ func printReport(o options, b *bench, fo *failoverResult, fp *footprintResult, w
 				float64(sum.loaded.mem.anon-sum.idle.mem.anon)/float64(sum.owned), sum.owned)
 		}
 	}
+	if len(fp.loadedTrials) > 0 || len(fp.loaded) > 0 {
+		fmt.Fprintln(w)
+		fmt.Fprintf(w, "### Failover with the %d Services announced\n\n", fp.services)
+	}
+	if rs := fp.loadedTrials; len(rs) > 0 {
+		fmt.Fprintf(w, "With the %d Services still announced, the three IPv4 VIPs of the failover part are created again and the SIGKILL trial "+
+			"is repeated %d times, rotating the owner, measured as above (ServiceL2Status objects are not waited for between trials).\n\n",
+			fp.services, len(rs))
+		get := func(f func(trialResult) time.Duration) summary {
+			var ds []time.Duration
+			for _, r := range rs {
+				ds = append(ds, f(r))
+			}
+			return summarize(ds)
+		}
+		var windows []time.Duration
+		one := 0
+		for _, r := range rs {
+			if r.doubleFirst >= 0 {
+				windows = append(windows, r.doubleAfter-r.doubleFirst+arpPoll)
+			}
+			if r.arpOK {
+				one++
+			}
+		}
+		fmt.Fprintln(w, "| from | to | p50 | max | not seen |")
+		fmt.Fprintln(w, "|---|---|---:|---:|---:|")
+		for _, row := range []struct {
+			from, to string
+			s        summary
+		}{
+			{"SIGKILL", "the new owner noticing (its log)", get(func(r trialResult) time.Duration { return r.detect })},
+			{"SIGKILL", "the client's neighbour entry on another node's MAC", get(func(r trialResult) time.Duration { return r.neigh })},
+			{"SIGKILL", "the client's first HTTP answer from another node", get(func(r trialResult) time.Duration { return r.http })},
+			{"restart", "the restarted owner answering ARP", get(func(r trialResult) time.Duration { return r.ownerARP })},
+			{"restart", "the client's entry back on the owner", get(func(r trialResult) time.Duration { return r.back })},
+			{"first double ARP round after the restart", "last one (window)", summarize(windows)},
+		} {
+			fmt.Fprintf(w, "| %s | %s | %s | %s | %d |\n", row.from, row.to, ms(row.s.p50, row.s.n), ms(row.s.max, row.s.n), row.s.missing)
+		}
+		fmt.Fprintf(w, "\narping 1 s after the restarted owner answered: only the owner in %d/%d trials.\n", one, len(rs))
+		for i, r := range rs {
+			if r.unsettled != "" {
+				fmt.Fprintf(w, "\nTrial %d (owner %s) did not settle: %s\n", i+1, r.vip.owner, r.unsettled)
+			}
+		}
+	}
+	if len(fp.loaded) > 0 {
+		fmt.Fprintln(w)
+		fmt.Fprintln(w, "Then one IPv6 VIP of the Services: its owner is SIGKILLed once its ServiceL2Status is up to date, the client's view is timed "+
+			"(NDP), and so is the ServiceL2Status naming the new owner; then the speaker is restarted.")
+		fmt.Fprintln(w)
+		fmt.Fprintln(w, "| killed node | IPs it announced | client's entry on another node | first HTTP answer from another node | ServiceL2Status names the new owner | restart → client's entry back | restart → ServiceL2Status back |")
+		fmt.Fprintln(w, "|---|---:|---:|---:|---:|---:|---:|")
+		for _, t := range fp.loaded {
+			fmt.Fprintf(w, "| %s | %d | %s | %s | %s | %s | %s |\n", t.node, t.owned, durOrDash(t.neigh), durOrDash(t.http),
+				durOrDash(t.status), durOrDash(t.back), durOrDash(t.statusBack))
+		}
+	}
 	if len(warnings) > 0 {
 		fmt.Fprintln(w)
 		fmt.Fprintln(w, "Speaker warnings and errors logged during the run:")
@@ -296,6 +355,17 @@ func ms(d time.Duration, n int) string {
 		return "-"
 	}
 	return fmt.Sprintf("%.0f ms", float64(d)/float64(time.Millisecond))
+}
+
+// durOrDash prints a measured duration, or "-" for one not observed.
+func durOrDash(d time.Duration) string {
+	if d < 0 {
+		return "not seen"
+	}
+	if d < 10*time.Second {
+		return fmt.Sprintf("%.0f ms", float64(d)/float64(time.Millisecond))
+	}
+	return d.Round(100 * time.Millisecond).String()
 }
 
 func mib(kib int64) string { return fmt.Sprintf("%.1f MiB", float64(kib)/1024) }

@@ -100,6 +100,9 @@ type trialResult struct {
 	// stable is from the repair to the end of waitStable (the client's
 	// entry and answers on the owner, one ServiceL2Status).
 	stable time.Duration
+	// unsettled, in the loaded trials, is why the trial could not wait for
+	// the client to settle after the repair.
+	unsettled string
 	// flushed says the client's entry had to be flushed for it to reach
 	// the owner again after the trial.
 	flushed bool
