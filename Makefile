@@ -1,5 +1,5 @@
 # KeeperLB. On a fresh machine:
-#   make demo   a 3-node lab: a Service's IP answered over ARP, then failover
+#   make demo   a 3-node lab: a Service's IP over ARP, then over BGP (ECMP, BFD)
 #   make test   every test tier, as CI runs it
 SHELL := /bin/bash
 GO ?= go
@@ -28,16 +28,17 @@ lint: ## gofmt and go vet.
 	$(GO) vet ./...
 
 test: verify-generate lint lab-deps ## Every tier: unit, integration on a real control plane, the netns lab, end to end, fuzz.
-	KEEPERLB_K8S_BIN=$$($(K8S_TOOLS)) $(GO) test -race -count=1 -skip '^TestFRR' $$($(GO) list ./... | grep -v /test/e2e)
+	KEEPERLB_K8S_BIN=$$($(K8S_TOOLS)) $(GO) test -race -count=1 -skip '^(TestFRR|TestDemo$$)' $$($(GO) list ./... | grep -v /test/e2e)
 	$(MAKE) e2e
 	$(MAKE) fuzz
 
-# The tests against FRR and the end-to-end tests run alone, after the rest,
-# and without the race detector: they run BFD at 300 ms x 3 and speaker
-# heartbeats at 100 ms, which a CPU shared with the other packages' builds
-# and API servers (or slowed down by -race) starves into false failovers.
-e2e: lab-deps ## FRR and end-to-end tests on the netns lab (real controller, speakers, FRR).
-	KEEPERLB_K8S_BIN=$$($(K8S_TOOLS)) $(GO) test -count=1 -p 1 -run '^TestFRR' ./internal/bgp/ ./internal/lab/
+# The tests against FRR, the demo's and the end-to-end tests run alone,
+# after the rest, and without the race detector: they run BFD at 300 ms x 3
+# and speaker heartbeats at 100 ms, which a CPU shared with the other
+# packages' builds and API servers (or slowed down by -race) starves into
+# false failovers.
+e2e: lab-deps ## FRR, demo and end-to-end tests on the netns lab (real controller, speakers, FRR).
+	KEEPERLB_K8S_BIN=$$($(K8S_TOOLS)) $(GO) test -count=1 -p 1 -run '^(TestFRR|TestDemo$$)' ./internal/bgp/ ./internal/lab/ ./internal/cli/
 	KEEPERLB_K8S_BIN=$$($(K8S_TOOLS)) $(GO) test -count=1 -p 1 -timeout 30m ./test/e2e/...
 
 lab-deps: ## Debian packages the network lab needs (ping, arping, nft, FRR); no-op when present.
@@ -72,7 +73,7 @@ fuzz: ## A short run of every fuzz target; the corpus lives in testdata/fuzz.
 		$(GO) test -run='^$$' -fuzz="^$$name\$$" -fuzztime=$$((n * $(FUZZSCALE)))x -fuzzminimizetime=5s $$pkg; \
 	done
 
-demo: lab-deps build ## 3-node netns lab: a Service's IP over ARP, then failover when its speaker dies (DEMO_FLAGS=--keep keeps the lab).
+demo: lab-deps build ## 3-node netns lab: a Service's IP over ARP with failover, then over BGP to FRR with ECMP and BFD failover (DEMO_FLAGS=--keep keeps the lab).
 	KEEPERLB_K8S_BIN=$$($(K8S_TOOLS)) ./bin/keeperlb demo --controller-bin ./bin/keeperlb-controller --speaker-bin ./bin/keeperlb-speaker $(DEMO_FLAGS)
 
 bench: bench-ipam bench-alloc bench-bgp bench-failover ## Every benchmark table.

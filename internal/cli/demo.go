@@ -12,12 +12,10 @@ import (
 	"net/http"
 	"net/netip"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -69,16 +67,21 @@ func newDemoCmd(g *globals) *cobra.Command {
 	o := demoOptions{}
 	cmd := &cobra.Command{
 		Use:   "demo",
-		Short: "Show layer 2 mode on a 3-node lab: a Service's IP answered over ARP, and failover when its node's speaker dies",
+		Short: "Show layer 2 and BGP mode on a 3-node lab: a Service's IP over ARP with failover, then over BGP with ECMP and BFD",
 		Long: "demo builds a network-namespace lab on this machine (3 nodes and a client on a bridge,\n" +
-			"a real kube-apiserver; see docs/lab.md), starts keeperlb-controller and one\n" +
-			"keeperlb-speaker per node, applies examples/demo/pool.yaml (an IPAddressPool and an\n" +
-			"L2Advertisement, MetalLB YAML) and creates examples/demo/service.yaml with backends on\n" +
-			"every node. The client then reaches the Service's IP through the node the speakers\n" +
-			"elected, which answers its ARP request. The demo kills that speaker with SIGKILL and\n" +
-			"measures how long the client takes to be served by another node. It needs root and\n" +
-			"$KEEPERLB_K8S_BIN; `make demo` installs and builds everything, then runs it.\n" +
-			"The lab is taken down at the end unless --keep is given.",
+			"a router with a far client behind it, a real kube-apiserver; see docs/lab.md), starts\n" +
+			"keeperlb-controller and one keeperlb-speaker per node, applies examples/demo/pool.yaml\n" +
+			"(an IPAddressPool and an L2Advertisement, MetalLB YAML) and creates\n" +
+			"examples/demo/service.yaml with backends on every node.\n\n" +
+			"Layer 2: the client reaches the Service's IP through the node the speakers elected,\n" +
+			"which answers its ARP request. The demo kills that speaker with SIGKILL and measures\n" +
+			"how long the client takes to be served by another node.\n\n" +
+			"BGP: the demo starts FRR in the router and applies examples/demo/bgp.yaml (a BGPPeer\n" +
+			"with BFD and a BGPAdvertisement of the same pool). Every node announces the same\n" +
+			"Service's IP; the far client's connections spread over the nodes (ECMP). The demo cuts\n" +
+			"one node off and measures how long BFD takes to remove it from the router's route.\n\n" +
+			"It needs root and $KEEPERLB_K8S_BIN; `make demo` installs and builds everything, then\n" +
+			"runs it. The lab is taken down at the end unless --keep is given.",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			o.self = "keeperlb"
@@ -113,9 +116,9 @@ type demoChapter struct {
 }
 
 // demoChapters is the story in order: setting up, then one chapter per way
-// of announcing. A BGP chapter appends itself here (with router set); the
-// lab, the client, the processes and the Service of the earlier chapters are
-// in demoRun.
+// of announcing. The lab, the client, the processes and the Service of the
+// earlier chapters are in demoRun; the BGP chapter announces the layer 2
+// chapter's Service over BGP too.
 func demoChapters() []demoChapter {
 	return []demoChapter{
 		{steps: []demoStep{
@@ -129,6 +132,7 @@ func demoChapters() []demoChapter {
 			{"failover", demoKillAnnouncer},
 			{"reaching the Service after failover", demoCurlAfterFailover},
 		}},
+		demoBGPChapter(),
 	}
 }
 
@@ -151,6 +155,13 @@ type demoRun struct {
 	// announcer is the node announcing vip at first, successor the one
 	// after failover.
 	announcer, successor string
+
+	// frr is the router's FRR in the BGP chapter; busiest is the node that
+	// served the most of the far client's requests, which the chapter cuts
+	// off, and cut is that node while it is cut.
+	frr     *lab.FRR
+	busiest string
+	cut     *lab.Host
 }
 
 func (d *demoRun) step(format string, args ...any) {
@@ -274,6 +285,12 @@ func (d *demoRun) finish(ctx context.Context, failed error) error {
 // running is whole, and tells how to use it.
 func (d *demoRun) keepLab() error {
 	l := d.lab
+	if d.cut != nil {
+		if err := l.Heal(d.cut); err != nil {
+			return err
+		}
+		d.cut = nil
+	}
 	if p := d.speakers[d.announcer]; p != nil && p.killed {
 		d.step("Restarting the speaker on %s and leaving the lab running", d.announcer)
 		if err := d.startSpeaker(l.Node(d.announcer)); err != nil {
@@ -290,16 +307,26 @@ Lab %[1]s keeps running, with keeperlb-controller and a keeperlb-speaker per nod
     %[4]s --kubeconfig %[5]s status
     %[4]s lab status
     %[4]s lab down %[1]s          (removes everything)
-kubeconfig: %[5]s
-logs:       %[6]s
-`, l.Name, l.Client.Netns, d.vip, self, l.ControlPlane.Kubeconfig, l.Dir)
+`, l.Name, l.Client.Netns, d.vip, self, l.ControlPlane.Kubeconfig)
+	if d.frr != nil {
+		fmt.Fprintf(d.out, `and FRR in the router, with the far client behind it:
+    ip netns exec %[1]s curl http://%[2]s/
+    vtysh --vty_socket %[3]s -c 'show bgp summary'
+    ip netns exec %[4]s ip route show %[2]s
+`, l.Far.Netns, d.vip, d.frr.Dir, l.Router.Netns)
+	}
+	fmt.Fprintf(d.out, "kubeconfig: %s\nlogs:       %s\n", l.ControlPlane.Kubeconfig, l.Dir)
 	return nil
 }
 
 // demoBuildLab builds the lab, connects to its API server and creates the
 // Node objects and namespaces.
 func demoBuildLab(ctx context.Context, d *demoRun) error {
-	d.step("Building a lab: %d nodes and a client, each a network namespace on one bridge, and a real kube-apiserver", demoNodes)
+	what := fmt.Sprintf("%d nodes and a client, each a network namespace on one bridge", demoNodes)
+	if d.router {
+		what += ", a router on the bridge with a far client behind it"
+	}
+	d.step("Building a lab: %s, and a real kube-apiserver", what)
 	began := time.Now()
 	opts := lab.Options{Nodes: demoNodes, Router: d.router}
 	if d.opts.keep {
@@ -330,6 +357,9 @@ func demoBuildLab(ctx context.Context, d *demoRun) error {
 	}
 	d.note("%s is up in %s: %s, client %s", l.Name, time.Since(began).Round(100*time.Millisecond),
 		strings.Join(hosts, ", "), l.Client.IPv4)
+	if l.Router != nil {
+		d.note("router %s, far client %s", l.Router.IPv4, l.Far.IPv4)
+	}
 	cfg := rest.CopyConfig(l.ControlPlane.Config)
 	cfg.QPS, cfg.Burst = 100, 200
 	c, err := newClient(cfg)
@@ -389,21 +419,29 @@ func demoStartKeeperLB(ctx context.Context, d *demoRun) error {
 	// until they all see each other keeps that start-up churn out of the
 	// story.
 	began := time.Now()
-	for _, n := range l.Nodes {
-		url := "http://" + netip.AddrPortFrom(n.IPv4, demoMetricsPort).String() + "/metrics"
-		err := d.waitFor(ctx, 30*time.Second, "waiting for the speaker on "+n.Name+" to see every speaker alive", func(ctx context.Context) (bool, error) {
-			live, err := demoLiveMembers(ctx, url)
-			return err == nil && live == len(l.Nodes), err
-		})
-		if err != nil {
-			return err
-		}
+	if err := d.waitAllLive(ctx); err != nil {
+		return err
 	}
 	// The speakers run with the default liveness timers.
 	lv := membership.DefaultOptions("")
 	d.note("each speaker sees all %d alive after %s (authenticated UDP heartbeats every %s, dead after %s of silence)",
 		len(l.Nodes), time.Since(began).Round(10*time.Millisecond), lv.Interval, lv.Timeout)
 	d.note("the logs of every process are in %s", l.Dir)
+	return nil
+}
+
+// waitAllLive waits until every speaker sees every speaker alive.
+func (d *demoRun) waitAllLive(ctx context.Context) error {
+	for _, n := range d.lab.Nodes {
+		url := "http://" + netip.AddrPortFrom(n.IPv4, demoMetricsPort).String() + "/metrics"
+		err := d.waitFor(ctx, 30*time.Second, "waiting for the speaker on "+n.Name+" to see every speaker alive", func(ctx context.Context) (bool, error) {
+			live, err := demoLiveMembers(ctx, url)
+			return err == nil && live == len(d.lab.Nodes), err
+		})
+		if err != nil {
+			return err
+		}
+	}
 	return nil
 }
 
@@ -791,71 +829,23 @@ func (d *demoRun) alive() error {
 // start runs a KeeperLB process in host h (the root namespace when nil),
 // logging to <lab dir>/<name>.log. Without --keep it is the lab's: it dies
 // with this command. With --keep it must outlive this command, so it runs
-// detached (see startDetached).
+// detached; `keeperlb lab down` still finds and kills it: a speaker runs
+// inside the lab's namespaces, and the controller carries the lab's name in
+// its environment.
 func (d *demoRun) start(h *lab.Host, name string, argv, env []string) (*demoProc, error) {
-	var p *demoProc
+	start := d.lab.Start
 	if d.opts.keep {
-		var err error
-		if p, err = startDetached(d.lab, h, name, argv, env); err != nil {
-			return nil, err
-		}
-	} else {
-		lp, err := d.lab.Start(h, name, argv, env)
-		if err != nil {
-			return nil, err
-		}
-		p = &demoProc{name: name, log: lp.Log, kill: lp.Kill, exited: lp.Exited}
+		start = d.lab.StartDetached
 	}
+	lp, err := start(h, name, argv, env)
+	if err != nil {
+		return nil, err
+	}
+	p := &demoProc{name: name, log: lp.Log, kill: lp.Kill, exited: lp.Exited}
 	d.procs = append(d.procs, p)
 	orig := p.kill
 	p.kill = func() error { p.killed = true; return orig() }
 	return p, nil
-}
-
-// startDetached runs argv in h's namespace (the root namespace when nil) in
-// a session of its own and with no parent-death signal, so that it outlives
-// this command along with a lab kept by --keep. `keeperlb lab down` still
-// finds and kills it: a speaker runs inside the lab's namespaces, and the
-// controller's command line names the lab folder (its --kubeconfig), which
-// is how the lab finds its API server too.
-func startDetached(l *lab.Lab, h *lab.Host, name string, argv, env []string) (*demoProc, error) {
-	logPath := filepath.Join(l.Dir, name+".log")
-	logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-	if err != nil {
-		return nil, fmt.Errorf("starting %s: %w", name, err)
-	}
-	defer logf.Close()
-	if h != nil {
-		argv = append([]string{"ip", "netns", "exec", h.Netns}, argv...)
-	}
-	cmd := exec.Command(argv[0], argv[1:]...)
-	cmd.Env = append(os.Environ(), env...)
-	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
-	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("starting %s: %w", name, err)
-	}
-	done := make(chan struct{})
-	go func() {
-		_ = cmd.Wait()
-		close(done)
-	}()
-	exited := func() bool {
-		select {
-		case <-done:
-			return true
-		default:
-			return false
-		}
-	}
-	kill := func() error {
-		if err := cmd.Process.Signal(syscall.SIGKILL); err != nil && !errors.Is(err, os.ErrProcessDone) {
-			return fmt.Errorf("killing %s: %w", name, err)
-		}
-		<-done
-		return nil
-	}
-	return &demoProc{name: name, log: logPath, kill: kill, exited: exited}, nil
 }
 
 func demoNodeNames(l *lab.Lab) []string {

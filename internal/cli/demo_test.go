@@ -33,7 +33,7 @@ func buildDemoBinaries(t *testing.T, dir string) {
 // runDemoBinary runs `keeperlb demo` from dir as `make demo` does (the
 // binaries passed by flag) with extra flags, and returns its output.
 func runDemoBinary(dir string, extra ...string) (string, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
 	defer cancel()
 	args := append([]string{"demo",
 		"--controller-bin", filepath.Join(dir, "keeperlb-controller"),
@@ -54,7 +54,88 @@ var (
 	demoAfterRe     = regexp.MustCompile(`ARP: (\S+) is now at \S+, the MAC address of (node\d) .*\n\s+HTTP 200: served by (node\d); the ServiceL2Status now says node (node\d)`)
 	demoKilledRe    = regexp.MustCompile(`Killing the speaker on (node\d) \(SIGKILL\)`)
 	demoTakenDownRe = regexp.MustCompile(`(kl-lab\d+) removed: namespaces, processes and logs`)
+
+	demoSessionsRe = regexp.MustCompile(`every node's BGPSessionState says Established, BFD Up .*\n\s+and FRR agrees: 3 BGP sessions established, 3 BFD sessions up`)
+	demoRouteRe    = regexp.MustCompile(`router\$ ip route show (\S+)/32\n\s+\S+ .*proto bgp.*\n((?:\s+nexthop via \S+ .*\n)+)`)
+	demoHopRe      = regexp.MustCompile(`nexthop via (\S+) `)
+	demoSpreadRe   = regexp.MustCompile(`asks http://(\S+)/ 30 times, each on a new connection\n\s+HTTP 200 every time; served by (.*)\n`)
+	demoCutRe      = regexp.MustCompile(`Cutting (node\d) off the network`)
+	demoBGPFailRe  = regexp.MustCompile(`BGP failover in (\d+) ms: from the cut to (node\d)'s next hop leaving the router's route`)
+	demoAfterCutRe = regexp.MustCompile(`the far client asks 30 more times: served by (.*)\n`)
+	demoBackRe     = regexp.MustCompile(`(node\d) is back in the router's route after`)
 )
+
+// demoCountsOf parses "node1 11, node2 9, node3 10".
+func demoCountsOf(t *testing.T, s string) map[string]int {
+	t.Helper()
+	got := map[string]int{}
+	for _, part := range strings.Split(s, ", ") {
+		name, n, ok := strings.Cut(part, " ")
+		c, err := strconv.Atoi(n)
+		if !ok || err != nil {
+			t.Fatalf("request counts %q: bad part %q", s, part)
+		}
+		got[name] = c
+	}
+	return got
+}
+
+// demoBGPStory checks the BGP chapter: sessions and BFD up, the router's
+// kernel route over the 3 nodes, the far client's requests reaching every
+// node, the cut node leaving the route well before any BGP timer could
+// remove it, and coming back.
+func demoBGPStory(t *testing.T, out string, vip netip.Addr) {
+	t.Helper()
+	if demoSessionsRe.FindString(out) == "" {
+		t.Errorf("no established sessions with BFD up in the output:\n%s", out)
+	}
+	m := demoRouteRe.FindStringSubmatch(out)
+	if m == nil || m[1] != vip.String() {
+		t.Fatalf("no router route for %s with next hops in the output (%q):\n%s", vip, m, out)
+	}
+	if hops := demoHopRe.FindAllStringSubmatch(m[2], -1); len(hops) != 3 {
+		t.Errorf("the router's route to %s has %d next hops, want 3 (one per node):\n%s", vip, len(hops), m[2])
+	}
+	if m = demoSpreadRe.FindStringSubmatch(out); m == nil || m[1] != vip.String() {
+		t.Fatalf("no far-client spread for %s in the output (%q):\n%s", vip, m, out)
+	}
+	spread := demoCountsOf(t, m[2])
+	busiest, sum := "", 0
+	for _, n := range []string{"node1", "node2", "node3"} {
+		if spread[n] == 0 {
+			t.Errorf("ECMP: no request reached %s: %v", n, spread)
+		}
+		if busiest == "" || spread[n] > spread[busiest] {
+			busiest = n
+		}
+		sum += spread[n]
+	}
+	if sum != 30 || len(spread) != 3 {
+		t.Errorf("counts %v: want 30 requests over node1..node3", spread)
+	}
+	if m = demoCutRe.FindStringSubmatch(out); m == nil || m[1] != busiest {
+		t.Errorf("the demo should cut %s, which served the most requests (%v; %q)", busiest, spread, m)
+	}
+	if m = demoBGPFailRe.FindStringSubmatch(out); m == nil || m[2] != busiest {
+		t.Fatalf("no BGP failover line for %s in the output (%q):\n%s", busiest, m, out)
+	}
+	// BFD declares the node down after 3 x 300 ms; the hold time is 90 s.
+	// Five seconds leaves room for a loaded machine and still tells BFD
+	// from any BGP timer.
+	if ms, _ := strconv.Atoi(m[1]); ms <= 0 || ms > 5000 {
+		t.Errorf("BGP failover took %s ms; BFD at 3 x 300 ms should take about 1 s", m[1])
+	}
+	if m = demoAfterCutRe.FindStringSubmatch(out); m == nil {
+		t.Fatalf("no far-client requests after the cut in the output:\n%s", out)
+	}
+	after := demoCountsOf(t, m[1])
+	if after[busiest] != 0 || len(after) == 0 {
+		t.Errorf("after cutting %s the far client was served by %v", busiest, after)
+	}
+	if m = demoBackRe.FindStringSubmatch(out); m == nil || m[1] != busiest {
+		t.Errorf("%s should be back in the route at the end (%q):\n%s", busiest, m, out)
+	}
+}
 
 // demoStory checks the story the demo tells and returns the lab, the VIP,
 // the first announcer and the one after failover.
@@ -141,7 +222,8 @@ func testDemoStory(t *testing.T, bin string) {
 		t.Fatalf("keeperlb demo: %v\n%s", err, out)
 	}
 	t.Logf("keeperlb demo:\n%s", out)
-	name, _, _, _ := demoStory(t, out)
+	name, vip, _, _ := demoStory(t, out)
+	demoBGPStory(t, out, vip)
 	m := demoTakenDownRe.FindStringSubmatch(out)
 	if m == nil || m[1] != name {
 		t.Errorf("the demo should say it removed %s:\n%s", name, out)
@@ -171,7 +253,9 @@ func testDemoKeep(t *testing.T, bin string) {
 		t.Fatalf("keeperlb demo --keep: %v\n%s", err, out)
 	}
 	name, vip, _, _ := demoStory(t, out)
-	for _, want := range []string{"lab down " + name, "ip netns exec " + name + "-client curl http://" + vip.String() + "/", "kubeconfig: "} {
+	demoBGPStory(t, out, vip)
+	for _, want := range []string{"lab down " + name, "ip netns exec " + name + "-client curl http://" + vip.String() + "/",
+		"ip netns exec " + name + "-far curl http://" + vip.String() + "/", "vtysh --vty_socket ", "kubeconfig: "} {
 		if !strings.Contains(out, want) {
 			t.Errorf("the --keep instructions lack %q:\n%s", want, out)
 		}
@@ -201,6 +285,21 @@ func testDemoKeep(t *testing.T, bin string) {
 		time.Sleep(100 * time.Millisecond)
 	}
 	t.Logf("after the demo exited, %s is served by %s", vip, node)
+	// FRR outlives the command too: the far client still gets through the
+	// router.
+	for {
+		cctx, ccancel := context.WithTimeout(ctx, 2*time.Second)
+		node, err = l.Curl(cctx, l.Far, vip, 80)
+		ccancel()
+		if err == nil {
+			break
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("after the demo exited, the far client cannot reach %s through the router: %v", vip, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Logf("after the demo exited, the far client reaches %s through the router, served by %s", vip, node)
 	if err := lab.Remove(name, 30*time.Second, false, nil); err != nil {
 		t.Fatalf("keeperlb lab down %s: %v", name, err)
 	}
@@ -263,5 +362,54 @@ func TestDemoList(t *testing.T) {
 		if got := demoList(c.in); got != c.want {
 			t.Errorf("demoList(%q) = %q, want %q", c.in, got, c.want)
 		}
+	}
+}
+
+// TestDemoBGPManifest checks how the demo adapts examples/demo/bgp.yaml to
+// its lab's router, and that it refuses an example it cannot adapt.
+func TestDemoBGPManifest(t *testing.T) {
+	raw, err := examples.Demo.ReadFile("demo/bgp.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	l7, err := lab.Plan(7, 3, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	text, objs, err := demoBGPManifest(raw, l7.Router.IPv4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(text, "peerAddress: 198.18.7.1\n") || strings.Contains(text, "198.18.1.") || strings.Contains(text, "#") {
+		t.Errorf("shown YAML should hold lab 7's router and no comments:\n%s", text)
+	}
+	var kinds []string
+	for _, o := range objs {
+		kinds = append(kinds, o.GetAPIVersion()+" "+o.GetKind()+"/"+o.GetNamespace()+"/"+o.GetName())
+	}
+	want := "metallb.io/v1beta1 BFDProfile/metallb-system/fast, metallb.io/v1beta2 BGPPeer/metallb-system/router, metallb.io/v1beta1 BGPAdvertisement/metallb-system/demo"
+	if got := strings.Join(kinds, ", "); got != want {
+		t.Errorf("objects = %s\nwant      %s", got, want)
+	}
+
+	for name, bad := range map[string]string{
+		"other router": strings.ReplaceAll(string(raw), "peerAddress: 198.18.1.1", "peerAddress: 198.18.50.1"),
+		"no peer":      "apiVersion: metallb.io/v1beta1\nkind: BGPAdvertisement\nmetadata: {name: demo}\n",
+		"renamed peer": strings.ReplaceAll(string(raw), "name: router", "name: tor"),
+		"not yaml":     "apiVersion: [",
+	} {
+		if _, _, err := demoBGPManifest([]byte(bad), l7.Router.IPv4); err == nil {
+			t.Errorf("%s: accepted", name)
+		}
+	}
+}
+
+func TestDemoCounts(t *testing.T) {
+	got := demoCounts(map[string]int{"node3": 7, "node1": 13, "node2": 10})
+	if got != "node1 13, node2 10, node3 7" {
+		t.Errorf("demoCounts = %q", got)
+	}
+	if back := demoCountsOf(t, got); back["node1"] != 13 || back["node2"] != 10 || back["node3"] != 7 || len(back) != 3 {
+		t.Errorf("demoCountsOf(%q) = %v", got, back)
 	}
 }

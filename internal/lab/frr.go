@@ -78,9 +78,23 @@ func (l *Lab) StartFRR(ctx context.Context, bgpdConf, bfddConf string) (*FRR, er
 	return l.StartFRRIn(ctx, l.Router, bgpdConf, bfddConf)
 }
 
+// StartFRRDetached is StartFRR with daemons that outlive this process
+// (see Lab.StartDetached), for a lab left running after its command exits.
+func (l *Lab) StartFRRDetached(ctx context.Context, bgpdConf, bfddConf string) (*FRR, error) {
+	if l.Router == nil {
+		return nil, fmt.Errorf("lab %s has no router: bring it up with Options.Router", l.Name)
+	}
+	return l.startFRR(ctx, l.Router, bgpdConf, bfddConf, l.StartDetached)
+}
+
 // StartFRRIn is StartFRR in any host of the lab, e.g. a node that should
 // play a second router.
-func (l *Lab) StartFRRIn(ctx context.Context, h *Host, bgpdConf, bfddConf string) (_ *FRR, err error) {
+func (l *Lab) StartFRRIn(ctx context.Context, h *Host, bgpdConf, bfddConf string) (*FRR, error) {
+	return l.startFRR(ctx, h, bgpdConf, bfddConf, l.Start)
+}
+
+func (l *Lab) startFRR(ctx context.Context, h *Host, bgpdConf, bfddConf string,
+	start func(h *Host, name string, argv, env []string) (*Process, error)) (_ *FRR, err error) {
 	if err := CheckFRR(); err != nil {
 		return nil, err
 	}
@@ -134,7 +148,7 @@ func (l *Lab) StartFRRIn(ctx context.Context, h *Host, bgpdConf, bfddConf string
 		if d.name == "bfdd" {
 			argv = append(argv, "--bfdctl", filepath.Join(dir, "bfdd.sock"))
 		}
-		p, err := l.Start(h, "frr-"+h.Name+"-"+d.name, argv, nil)
+		p, err := start(h, "frr-"+h.Name+"-"+d.name, argv, nil)
 		if err != nil {
 			return nil, err
 		}

@@ -71,6 +71,21 @@ type Process struct {
 // stdout and stderr in <Dir>/<name>.log. The process dies with the lab's
 // owner, and Down kills it. Always end it with Kill, Stop or Wait.
 func (l *Lab) Start(h *Host, name string, argv []string, env []string) (*Process, error) {
+	return l.start(h, name, argv, env, false)
+}
+
+// StartDetached is Start for a process that must outlive this one: it runs
+// in a session of its own, without the parent-death signal, e.g. in a lab
+// that `keeperlb lab up` or `demo --keep` leaves to a background owner.
+// Down still kills it while this process lives; afterwards `keeperlb lab
+// down` does, since it runs inside the lab's namespaces or carries the lab's
+// name in its environment. Until this process exits, end it with Kill, Stop
+// or Wait as usual.
+func (l *Lab) StartDetached(h *Host, name string, argv []string, env []string) (*Process, error) {
+	return l.start(h, name, argv, env, true)
+}
+
+func (l *Lab) start(h *Host, name string, argv []string, env []string, detached bool) (*Process, error) {
 	if len(argv) == 0 {
 		return nil, errors.New("start: empty argv")
 	}
@@ -98,9 +113,16 @@ func (l *Lab) Start(h *Host, name string, argv []string, env []string) (*Process
 	}
 	cmd.Env = append(append(environWithout(envLabName), env...), envLabName+"="+l.Name)
 	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true}
 	var startErr error
-	l.sp.do(func() { startErr = cmd.Start() })
+	if detached {
+		// Its own session (and so its own group, which Signal needs),
+		// and no tie to the thread that forks it.
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+		startErr = cmd.Start()
+	} else {
+		cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true}
+		l.sp.do(func() { startErr = cmd.Start() })
+	}
 	if startErr != nil {
 		logf.Close()
 		return nil, fmt.Errorf("start %s in %s: %w", name, h.label(), startErr)
