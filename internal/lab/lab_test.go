@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -414,6 +415,23 @@ func TestLab(t *testing.T) {
 		}
 		if _, err := l.Start(n1, "../x", []string{"true"}, nil); err == nil {
 			t.Error("a process name with a slash was accepted")
+		}
+
+		// A detached process leads a session of its own (TestDemo's
+		// --keep case checks that it outlives its starter); Kill still
+		// reaches it.
+		p, err = l.StartDetached(n3, "detached", []string{"sleep", "60"}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if sid, err := unix.Getsid(p.PID); err != nil || sid != p.PID {
+			t.Errorf("detached pid %d: session %d (%v), want its own", p.PID, sid, err)
+		}
+		if err := p.Kill(); err != nil {
+			t.Fatal(err)
+		}
+		if alive(p.PID) {
+			t.Errorf("detached pid %d still there after Kill", p.PID)
 		}
 	})
 }
