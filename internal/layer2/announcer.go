@@ -94,6 +94,7 @@ type Announcer struct {
 
 	mu          sync.Mutex
 	closed      bool
+	isolated    bool // see SetIsolated
 	links       map[string]*link
 	nextRefresh time.Time
 	nextCheck   time.Time
@@ -314,6 +315,45 @@ func (a *Announcer) poke() {
 	}
 }
 
+// SetIsolated says whether this node hears none of its peers. While it
+// does, takeovers send one gratuitous burst and no repeats, and the repeats
+// still due when it becomes isolated are dropped.
+//
+// A node that hears nobody cannot tell whether the others died or its own
+// link did. If its link is cut, it takes every IP over and its repeats wait
+// for the link to come back: the first one after a heal, sent before it
+// hears its peers again, pulls clients away from the real owners (and the
+// owners' answer may fall within the clients' ARP locktime). If instead it
+// is the last node standing, its link works, and the one burst reaches the
+// clients; their entries are not in locktime, since the dead owners sent
+// nothing for a second. Clients that miss it ask and are answered.
+func (a *Announcer) SetIsolated(isolated bool) error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.closed {
+		return ErrClosed
+	}
+	if isolated == a.isolated {
+		return nil
+	}
+	a.isolated = isolated
+	if !isolated {
+		a.log.Info("hearing peers again; takeovers send repeated gratuitous announcements")
+		return nil
+	}
+	dropped := 0
+	for _, l := range a.links {
+		for _, t := range l.want {
+			if t.left > 0 {
+				dropped++
+			}
+			t.left = 0
+		}
+	}
+	a.log.Info("hearing no peer; takeovers send one gratuitous announcement, no repeats", "repeats_dropped", dropped)
+	return nil
+}
+
 // loop runs the timed work: repeated bursts, refreshes, retries of
 // unusable interfaces, and the periodic interface check.
 func (a *Announcer) loop() {
@@ -458,11 +498,14 @@ func (a *Announcer) syncOwned(l *link) {
 }
 
 // startTakeover sends the first gratuitous burst for ip on l now and
-// schedules the rest. a.mu is held.
+// schedules the rest, unless the node is isolated. a.mu is held.
 func (a *Announcer) startTakeover(l *link, ip netip.Addr, now time.Time) {
 	t := l.want[ip]
 	a.announce(l, ip)
 	t.left = a.opts.GratuitousRepeats - 1
+	if a.isolated {
+		t.left = 0
+	}
 	t.due = now.Add(a.opts.GratuitousInterval)
 	a.log.Debug("announced takeover", "interface", l.name, "ip", ip)
 }

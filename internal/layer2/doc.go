@@ -46,7 +46,10 @@
 // is the default), which is exactly the case that matters: hosts that never
 // talked to the IP will ask and get an answer. Options.Refresh optionally
 // re-announces every owned IP periodically, for switches whose forwarding
-// tables age out a silent MAC.
+// tables age out a silent MAC. A node that hears none of its peers sends no
+// repeats (Announcer.SetIsolated): it may be the one that is cut off, and a
+// repeat sent when its link comes back would pull clients away from the
+// real owners.
 //
 // # Failures
 //

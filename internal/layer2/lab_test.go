@@ -486,6 +486,43 @@ func TestLabReannounce(t *testing.T) {
 	waitCounter(t, n1, "gratuitous_sent", vip, 12)
 }
 
+// An isolated node sends one burst per takeover and drops the repeats
+// still due: it may be the node that is cut off, whose repeats would reach
+// the clients only after the heal, pulling them away from the real owners.
+func TestLabIsolated(t *testing.T) {
+	t.Parallel()
+	l := newLab(t, 1)
+	slow := Options{GratuitousRepeats: 3, GratuitousInterval: 300 * time.Millisecond}
+	n := announcer(t, l.nodes[0].ns, slow)
+	a, b, c := l.v4(102), l.v4(103), l.v4(104)
+	n.set(t, on(a))
+	// One burst is a request and a reply; two repeats are due for a.
+	if got := n.counter(t, "gratuitous_sent", a); got != 2 {
+		t.Fatalf("gratuitous_sent{ip=%v} = %v after the takeover, want 2", a, got)
+	}
+	if err := n.SetIsolated(true); err != nil {
+		t.Fatal(err)
+	}
+	n.set(t, on(a), on(b))
+	time.Sleep(4 * slow.GratuitousInterval)
+	for _, ip := range []netip.Addr{a, b} {
+		if got := n.counter(t, "gratuitous_sent", ip); got != 2 {
+			t.Errorf("isolated: gratuitous_sent{ip=%v} = %v, want 2 (one burst, no repeats)", ip, got)
+		}
+	}
+	// Peers heard again: takeovers repeat as usual.
+	if err := n.SetIsolated(false); err != nil {
+		t.Fatal(err)
+	}
+	n.set(t, on(a), on(b), on(c))
+	waitCounter(t, n, "gratuitous_sent", c, 6)
+	for _, ip := range []netip.Addr{a, b} {
+		if got := n.counter(t, "gratuitous_sent", ip); got != 2 {
+			t.Errorf("gratuitous_sent{ip=%v} = %v after isolation ended, want still 2", ip, got)
+		}
+	}
+}
+
 func waitCounter(t *testing.T, n *node, name string, ip netip.Addr, want float64) {
 	t.Helper()
 	deadline := time.Now().Add(5 * time.Second)

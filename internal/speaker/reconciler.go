@@ -28,6 +28,7 @@ import (
 type announcer interface {
 	Set(owned []layer2.Announcement) error
 	Reannounce() error
+	SetIsolated(isolated bool) error
 }
 
 // liveness is the membership detector as the reconciler uses it.
@@ -59,7 +60,10 @@ type reconciler struct {
 	cfg        *config.Config // last configuration that parsed
 	cfgErr     string         // last parse error logged, to log each once
 	announcing map[string]bool
-	rejoins    uint64          // membership's Rejoins when last re-announced
+	// settle is the liveness timeout: how long after a rejoin a speaker
+	// that was isolated has surely heard every peer still alive.
+	settle time.Duration
+	rejoin rejoinState
 	reported   map[string]bool // BGP problems already sent as Events
 	lastState  [3]string       // last ConfigurationState written
 }
@@ -75,13 +79,28 @@ func (r *reconciler) Reconcile(ctx context.Context, _ reconcile.Request) (reconc
 	}
 	// Peers first: heartbeats are only accepted from known nodes, and
 	// readiness counts from the moment they are known.
-	r.live.SetPeers(memberPeers(nodes.Items))
+	peers := memberPeers(nodes.Items)
+	r.live.SetPeers(peers)
 	if !r.live.Ready() {
 		// The detector signals when it becomes ready; this is a backstop.
 		return reconcile.Result{RequeueAfter: 100 * time.Millisecond}, nil
 	}
 	live := r.live.Live()
 	r.metrics.live.Set(float64(len(live)))
+	known := 0
+	for _, p := range peers {
+		if p.Name != r.node {
+			known++
+		}
+	}
+	now := time.Now()
+	step := r.rejoin.next(now, rejoinInput{
+		livePeers: len(live) - 1, knownPeers: known, rejoins: r.live.Rejoins(), settle: r.settle})
+	// Before any takeover of this pass, so that an isolated node's
+	// takeovers send no repeats.
+	if err := r.l2.SetIsolated(step.isolated); err != nil {
+		return reconcile.Result{}, fmt.Errorf("layer 2: %w", err)
+	}
 
 	r.loadConfig(ctx)
 	var svcs corev1.ServiceList
@@ -110,20 +129,17 @@ func (r *reconciler) Reconcile(ctx context.Context, _ reconcile.Request) (reconc
 	// one dead and told clients it owned IPs that are ours; say again that
 	// they are. (A departure needs nothing: it moves IPs, which Set
 	// announces.)
-	if rejoins := r.live.Rejoins(); rejoins != r.rejoins {
-		r.rejoins = rejoins
-		if len(mine) > 0 {
-			if err := r.l2.Reannounce(); err != nil {
-				return reconcile.Result{}, fmt.Errorf("re-announcing over layer 2: %w", err)
-			}
+	if step.reannounce && len(mine) > 0 {
+		if err := r.l2.Reannounce(); err != nil {
+			return reconcile.Result{}, fmt.Errorf("re-announcing over layer 2: %w", err)
 		}
 	}
 	var errs []error
-	var again time.Duration
+	again := step.again
 	if r.bgp != nil {
 		settling, err := r.syncBGP(ctx, nodes.Items, services)
 		errs = append(errs, err)
-		if settling {
+		if settling && (again == 0 || bfdPollInterval < again) {
 			again = bfdPollInterval
 		}
 	} else {

@@ -222,6 +222,7 @@ func Run(ctx context.Context, restCfg *rest.Config, opts Options, log *slog.Logg
 		node:       opts.NodeName,
 		lbClass:    opts.LBClass,
 		live:       det,
+		settle:     lopts.Timeout,
 		l2:         ann,
 		bgp:        engine,
 		interfaces: layer2.SystemInterfaces,
