@@ -532,14 +532,9 @@ func demoPoolManifest(raw []byte, pool netip.Prefix) (string, []*unstructured.Un
 	if err != nil {
 		return "", nil, err
 	}
-	var lines []string
-	for _, line := range strings.Split(string(raw), "\n") {
-		if !strings.HasPrefix(strings.TrimSpace(line), "#") {
-			lines = append(lines, line)
-		}
-	}
-	text := strings.TrimSpace(strings.ReplaceAll(strings.Join(lines, "\n"), ref.L2Pool4.String(), pool.String()))
-	objs, err := decodeAll(strings.NewReader(text))
+	text, objs, err := demoManifest(raw, func(line string) string {
+		return strings.ReplaceAll(line, ref.L2Pool4.String(), pool.String())
+	})
 	if err != nil {
 		return "", nil, err
 	}
@@ -560,6 +555,24 @@ func demoPoolManifest(raw []byte, pool netip.Prefix) (string, []*unstructured.Un
 	}
 	if len(pools) != 1 || pools[0] != demoPool {
 		return "", nil, fmt.Errorf("want one IPAddressPool named %q, got %v", demoPool, pools)
+	}
+	return text, objs, nil
+}
+
+// demoManifest drops the comment lines of an example manifest, passes the
+// others through edit (which puts in the lab's addresses), and returns the
+// text to show and the objects to apply.
+func demoManifest(raw []byte, edit func(line string) string) (string, []*unstructured.Unstructured, error) {
+	var lines []string
+	for _, line := range strings.Split(string(raw), "\n") {
+		if !strings.HasPrefix(strings.TrimSpace(line), "#") {
+			lines = append(lines, edit(line))
+		}
+	}
+	text := strings.TrimSpace(strings.Join(lines, "\n"))
+	objs, err := decodeAll(strings.NewReader(text))
+	if err != nil {
+		return "", nil, err
 	}
 	return text, objs, nil
 }

@@ -187,18 +187,12 @@ func demoBGPManifest(raw []byte, router netip.Addr) (string, []*unstructured.Uns
 	if err != nil {
 		return "", nil, err
 	}
-	var lines []string
-	for _, line := range strings.Split(string(raw), "\n") {
-		if strings.HasPrefix(strings.TrimSpace(line), "#") {
-			continue
-		}
+	text, objs, err := demoManifest(raw, func(line string) string {
 		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "peerAddress:"); ok && strings.TrimSpace(v) == ref.Router.IPv4.String() {
-			line = strings.Replace(line, ref.Router.IPv4.String(), router.String(), 1)
+			return strings.Replace(line, ref.Router.IPv4.String(), router.String(), 1)
 		}
-		lines = append(lines, line)
-	}
-	text := strings.TrimSpace(strings.Join(lines, "\n"))
-	objs, err := decodeAll(strings.NewReader(text))
+		return line
+	})
 	if err != nil {
 		return "", nil, err
 	}
@@ -228,18 +222,7 @@ func demoBGPManifest(raw []byte, router netip.Addr) (string, []*unstructured.Uns
 func demoRouterRoute(ctx context.Context, d *demoRun) error {
 	l := d.lab
 	d.step("The router learns %s from every node; zebra installs one route with a next hop per node", d.vip)
-	want := demoNodeNames(l)
-	err := d.waitFor(ctx, 30*time.Second, "waiting for the router's route to "+d.vip.String(), func(ctx context.Context) (bool, error) {
-		got, err := d.hopNodes(ctx)
-		if err != nil {
-			return false, err
-		}
-		if !slices.Equal(got, want) {
-			return false, fmt.Errorf("the router's route to %s leads to %v", d.vip, got)
-		}
-		return true, nil
-	})
-	if err != nil {
+	if err := d.waitRoute(ctx, 30*time.Second, "waiting for the router's route to "+d.vip.String()); err != nil {
 		return err
 	}
 	out, err := l.Exec(ctx, l.Router, "ip", "route", "show", d.vip.String()+"/32")
@@ -254,6 +237,22 @@ func demoRouterRoute(ctx context.Context, d *demoRun) error {
 	}
 	d.note("the speakers say the same: %d ServiceBGPStatus objects for %s/%s, one per node", len(list.Items), demoAppNS, demoService)
 	return nil
+}
+
+// waitRoute waits until the router's kernel route to the VIP leads to
+// every node.
+func (d *demoRun) waitRoute(ctx context.Context, timeout time.Duration, what string) error {
+	want := demoNodeNames(d.lab)
+	return d.waitFor(ctx, timeout, what, func(ctx context.Context) (bool, error) {
+		got, err := d.hopNodes(ctx)
+		if err != nil {
+			return false, err
+		}
+		if !slices.Equal(got, want) {
+			return false, fmt.Errorf("the router's route to %s leads to %v", d.vip, got)
+		}
+		return true, nil
+	})
 }
 
 // hopNodes returns the nodes the router's kernel route to the VIP leads
@@ -402,18 +401,7 @@ func demoHealNode(ctx context.Context, d *demoRun) error {
 		return err
 	}
 	d.cut = nil
-	want := demoNodeNames(l)
-	err := d.waitFor(ctx, 60*time.Second, "waiting for "+victim.Name+" to be back in the router's route", func(ctx context.Context) (bool, error) {
-		got, err := d.hopNodes(ctx)
-		if err != nil {
-			return false, err
-		}
-		if !slices.Equal(got, want) {
-			return false, fmt.Errorf("the router's route to %s leads to %v", d.vip, got)
-		}
-		return true, nil
-	})
-	if err != nil {
+	if err := d.waitRoute(ctx, 60*time.Second, "waiting for "+victim.Name+" to be back in the router's route"); err != nil {
 		return err
 	}
 	d.note("%s is back in the router's route after %s (its speaker reconnects, BGP and BFD come up again)",

@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"reflect"
 	"slices"
+	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -60,12 +61,13 @@ type reconciler struct {
 	cfg        *config.Config // last configuration that parsed
 	cfgErr     string         // last parse error logged, to log each once
 	announcing map[string]bool
+	stranded   map[string]string // Services reported as NoEligibleInterface, with the message
 	// settle is the liveness timeout: how long after a rejoin a speaker
 	// that was isolated has surely heard every peer still alive.
-	settle time.Duration
-	rejoin rejoinState
-	reported   map[string]bool // BGP problems already sent as Events
-	lastState  [3]string       // last ConfigurationState written
+	settle    time.Duration
+	rejoin    rejoinState
+	reported  map[string]bool // BGP problems already sent as Events
+	lastState [3]string       // last ConfigurationState written
 }
 
 // eventRecorder is client-go's events recorder.
@@ -121,7 +123,7 @@ func (r *reconciler) Reconcile(ctx context.Context, _ reconcile.Request) (reconc
 	mine := res.For(r.node)
 
 	// The data plane first: a takeover must not wait for API writes.
-	owned, statuses, err := r.announce(mine)
+	owned, statuses, stranded, err := r.announce(mine)
 	if err != nil {
 		return reconcile.Result{}, err
 	}
@@ -145,26 +147,36 @@ func (r *reconciler) Reconcile(ctx context.Context, _ reconcile.Request) (reconc
 	} else {
 		r.reportProblems(ctx, nil)
 	}
-	r.report(svcs.Items, owned)
+	r.report(svcs.Items, owned, stranded)
 	errs = append(errs, syncL2Statuses(ctx, r.client, r.namespace, r.node, statuses, live))
 	return reconcile.Result{RequeueAfter: again}, errors.Join(errs...)
 }
 
 // announce hands this node's announcements to the layer 2 data plane and
-// returns them per Service (for metrics and Events) and the statuses to
-// write.
-func (r *reconciler) announce(mine []election.Announcement) (map[string][]netip.Addr, map[string]l2Status, error) {
+// returns them per Service (for metrics and Events), the statuses to write,
+// and the IPs this node was elected for but cannot announce, per Service:
+// none of its interfaces is eligible.
+func (r *reconciler) announce(mine []election.Announcement) (map[string][]netip.Addr, map[string]l2Status, map[string][]string, error) {
 	sys, err := r.interfaces()
 	if err != nil {
-		return nil, nil, fmt.Errorf("listing network interfaces: %w", err)
+		return nil, nil, nil, fmt.Errorf("listing network interfaces: %w", err)
 	}
+	stranded := map[string][]string{}
 	owned := map[string][]netip.Addr{}
 	statuses := map[string]l2Status{}
 	var set []layer2.Announcement
 	for _, a := range mine {
 		ifs := layer2.Eligible(sys, a.Interfaces)
 		if len(ifs) == 0 {
-			r.log.Warn("elected to announce but no eligible interface", "ip", a.IP, "allowed", a.Interfaces)
+			// Reported once per Service by report, not on every pass.
+			r.log.Debug("elected to announce but no eligible interface", "ip", a.IP, "allowed", a.Interfaces)
+			allowed := "any interface"
+			if len(a.Interfaces) > 0 {
+				allowed = strings.Join(a.Interfaces, ", ")
+			}
+			for _, s := range a.Services {
+				stranded[s] = append(stranded[s], fmt.Sprintf("%s (allowed: %s)", a.IP, allowed))
+			}
 			continue
 		}
 		set = append(set, layer2.Announcement{IP: a.IP, Interfaces: ifs})
@@ -177,14 +189,17 @@ func (r *reconciler) announce(mine []election.Announcement) (map[string][]netip.
 		}
 	}
 	if err := r.l2.Set(set); err != nil {
-		return nil, nil, fmt.Errorf("announcing over layer 2: %w", err)
+		return nil, nil, nil, fmt.Errorf("announcing over layer 2: %w", err)
 	}
-	return owned, statuses, nil
+	return owned, statuses, stranded, nil
 }
 
 // report updates the announced metric and emits an Event on each Service
-// this node starts announcing, as MetalLB does ("nodeAssigned").
-func (r *reconciler) report(svcs []corev1.Service, owned map[string][]netip.Addr) {
+// this node starts announcing, as MetalLB does ("nodeAssigned"), and a
+// Warning on each Service this node was elected for but cannot announce
+// (stranded), once until that changes: otherwise the IP is silently not
+// answered.
+func (r *reconciler) report(svcs []corev1.Service, owned map[string][]netip.Addr, stranded map[string][]string) {
 	want := map[[4]string]bool{}
 	for svc, ips := range owned {
 		for _, ip := range ips {
@@ -207,6 +222,32 @@ func (r *reconciler) report(svcs []corev1.Service, owned map[string][]netip.Addr
 		}
 	}
 	r.announcing = next
+
+	nextStranded := make(map[string]string, len(stranded))
+	for i := range svcs {
+		s := &svcs[i]
+		key := s.Namespace + "/" + s.Name
+		ips, ok := stranded[key]
+		if !ok {
+			continue
+		}
+		msg := fmt.Sprintf("node %q was elected to announce %s but has no eligible interface; the address is not announced",
+			r.node, strings.Join(ips, ", "))
+		nextStranded[key] = msg
+		if r.stranded[key] == msg {
+			continue
+		}
+		r.log.Warn("elected to announce but no eligible interface", "service", key, "ips", ips)
+		if r.events != nil {
+			r.events.Eventf(s, nil, corev1.EventTypeWarning, "NoEligibleInterface", "Announce", "%s", msg)
+		}
+	}
+	for key := range r.stranded {
+		if _, ok := nextStranded[key]; !ok {
+			r.log.Info("no longer elected without an eligible interface", "service", key)
+		}
+	}
+	r.stranded = nextStranded
 }
 
 // loadConfig parses the configuration objects. A configuration that does not

@@ -440,10 +440,16 @@ func established(peerAddr netip.Addr, bfd string) func([2]string, v1beta1.BGPSes
 // contains, and returns its message.
 func (e *env) waitEvent(kind, name, typ, reason string, contains ...string) string {
 	e.t.Helper()
+	return e.waitEventIn(installNS, kind, name, typ, reason, contains...)
+}
+
+// waitEventIn is waitEvent for an object of namespace ns.
+func (e *env) waitEventIn(ns, kind, name, typ, reason string, contains ...string) string {
+	e.t.Helper()
 	var msg string
 	eventually(e.t, 30*time.Second, func() error {
 		var evs corev1.EventList
-		if err := e.c.List(e.t.Context(), &evs, client.InNamespace(installNS)); err != nil {
+		if err := e.c.List(e.t.Context(), &evs, client.InNamespace(ns)); err != nil {
 			return err
 		}
 		var seen []string

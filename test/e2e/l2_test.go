@@ -166,13 +166,17 @@ func TestL2NodeSelectorsAndInterfaces(t *testing.T) {
 		a.Spec.Interfaces = []string{"eth7"}
 	})
 	ip := v4(e.createService("sel", []string{"node1", "node2", "node3"}, nil))
-	// eth7 does not exist: node3 is elected but answers nowhere.
+	// eth7 does not exist: node3 is elected but answers nowhere, and
+	// says so on the Service.
 	never(t, 2*time.Second, "announcing on an interface the advertisement does not list", func() error {
 		if got := e.arpAnswerers(ip); len(got) != 0 {
 			return fmt.Errorf("ARP answers from %v", got)
 		}
 		return nil
 	})
+	msg := e.waitEventIn(appNS, "Service", "sel", corev1.EventTypeWarning, "NoEligibleInterface",
+		`node "node3"`, ip.String(), "allowed: eth7")
+	t.Logf("Event on the Service: %s", msg)
 	var adv v1beta1.L2Advertisement
 	if err := e.c.Get(t.Context(), client.ObjectKey{Namespace: installNS, Name: "l2"}, &adv); err != nil {
 		t.Fatal(err)
