@@ -62,24 +62,22 @@ func bgpServices(svcs []election.Service) []bgp.Service {
 // (see bfdSettling).
 const bfdPollInterval = time.Second
 
-// syncBGP plans and applies this node's BGP sessions and routes, then
-// reports them. It returns true while BFD is settling on a session, so that
+// syncBGP plans and applies this node's BGP sessions and routes, and
+// returns what its status objects should say (the status writer writes
+// them). It also returns true while BFD is settling on a session, so that
 // the caller runs another pass soon.
-func (r *reconciler) syncBGP(ctx context.Context, nodes []corev1.Node, svcs []election.Service) (bool, error) {
+func (r *reconciler) syncBGP(ctx context.Context, nodes []corev1.Node, svcs []election.Service) (*bgpSnapshot, bool, error) {
 	var d bgp.Desired
 	var problems []bgp.Problem
 	if r.cfg != nil {
 		d, problems = bgp.Plan(r.cfg, bgpNode(nodes, r.node), bgpServices(svcs))
 	}
 	if err := r.bgp.Apply(ctx, d); err != nil {
-		return false, fmt.Errorf("applying BGP configuration: %w", err)
+		return nil, false, fmt.Errorf("applying BGP configuration: %w", err)
 	}
 	r.reportProblems(ctx, problems)
-	if err := syncBGPStatuses(ctx, r.client, r.namespace, r.node, d.Services); err != nil {
-		return false, err
-	}
 	sessions := r.bgp.Sessions()
-	return bfdSettling(d.Peers, sessions), syncSessionStates(ctx, r.client, r.namespace, r.node, sessions)
+	return &bgpSnapshot{adverts: d.Services, sessions: sessions}, bfdSettling(d.Peers, sessions), nil
 }
 
 // bfdSettling reports whether a session is established with BFD configured

@@ -2,7 +2,6 @@ package speaker
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net/netip"
@@ -62,6 +61,7 @@ type reconciler struct {
 	cfgErr     string         // last parse error logged, to log each once
 	announcing map[string]bool
 	stranded   map[string]string // Services reported as NoEligibleInterface, with the message
+	status     *statusWriter
 	// settle is the liveness timeout: how long after a rejoin a speaker
 	// that was isolated has surely heard every peer still alive.
 	settle    time.Duration
@@ -136,11 +136,11 @@ func (r *reconciler) Reconcile(ctx context.Context, _ reconcile.Request) (reconc
 			return reconcile.Result{}, fmt.Errorf("re-announcing over layer 2: %w", err)
 		}
 	}
-	var errs []error
 	again := step.again
+	snap := statusSnapshot{l2: statuses, live: live}
 	if r.bgp != nil {
-		settling, err := r.syncBGP(ctx, nodes.Items, services)
-		errs = append(errs, err)
+		var settling bool
+		snap.bgp, settling, err = r.syncBGP(ctx, nodes.Items, services)
 		if settling && (again == 0 || bfdPollInterval < again) {
 			again = bfdPollInterval
 		}
@@ -148,8 +148,13 @@ func (r *reconciler) Reconcile(ctx context.Context, _ reconcile.Request) (reconc
 		r.reportProblems(ctx, nil)
 	}
 	r.report(svcs.Items, owned, stranded)
-	errs = append(errs, syncL2Statuses(ctx, r.client, r.namespace, r.node, statuses, live))
-	return reconcile.Result{RequeueAfter: again}, errors.Join(errs...)
+	// The status objects are written in the background: the next pass,
+	// which may move IPs, must not wait for them. A failed BGP apply
+	// leaves them as they were.
+	if err == nil {
+		r.status.Update(snap)
+	}
+	return reconcile.Result{RequeueAfter: again}, err
 }
 
 // announce hands this node's announcements to the layer 2 data plane and

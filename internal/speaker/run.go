@@ -216,8 +216,13 @@ func Run(ctx context.Context, restCfg *rest.Config, opts Options, log *slog.Logg
 	// routers keep the routes while the speaker restarts.
 	defer engine.Close()
 
+	status := newStatusWriter(mgr.GetClient(), opts.Namespace, opts.NodeName, log.With("component", "status"))
+	if err := mgr.Add(manager.RunnableFunc(status.Run)); err != nil {
+		return fmt.Errorf("adding the status writer: %w", err)
+	}
 	r := &reconciler{
 		client:     mgr.GetClient(),
+		status:     status,
 		namespace:  opts.Namespace,
 		node:       opts.NodeName,
 		lbClass:    opts.LBClass,

@@ -1,0 +1,155 @@
+package speaker
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"sync"
+	"time"
+
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/keeperlb/keeperlb/internal/bgp"
+)
+
+// statusSnapshot is what this node's status objects should say after one
+// pass of the reconciler.
+type statusSnapshot struct {
+	// l2 is the ServiceL2Status content per announced Service, and live
+	// the speakers alive (objects of dead ones for those Services are
+	// removed).
+	l2   map[string]l2Status
+	live []string
+	// bgp is nil when the speaker runs without BGP.
+	bgp *bgpSnapshot
+}
+
+// bgpSnapshot is the BGP part of a statusSnapshot.
+type bgpSnapshot struct {
+	adverts  []bgp.ServiceAdvert
+	sessions []bgp.SessionState
+}
+
+// Backoff of the status writer after a failed write.
+const (
+	statusRetryMin = 500 * time.Millisecond
+	statusRetryMax = 30 * time.Second
+)
+
+// statusWriter writes this node's ServiceL2Status, ServiceBGPStatus and
+// BGPSessionState objects in the background, always toward the latest
+// snapshot, so that a pass of the reconciler never waits for API writes.
+//
+// A pass moves IPs; its status objects take one or two API requests each,
+// and the client's rate limit spaces them out. With a few hundred Services
+// changing hands at once (a node dying at scale), writing them in the pass
+// held the next pass back for tens of seconds, and with it the next
+// takeover or release: the benchmark saw failovers of 8 s. Snapshots that
+// arrive while a write runs are merged into one (only the latest counts):
+// each write lists what exists and changes only what differs, so catching
+// up after a burst costs one write, not one per pass.
+type statusWriter struct {
+	c        client.Client
+	ns, node string
+	log      *slog.Logger
+
+	mu      sync.Mutex
+	pending *statusSnapshot // latest snapshot not yet written; nil when none
+	kick    chan struct{}
+	// written counts completed successful writes, for tests and Flush.
+	written uint64
+	idle    *sync.Cond // signalled after each write attempt
+	busy    bool
+}
+
+func newStatusWriter(c client.Client, ns, node string, log *slog.Logger) *statusWriter {
+	w := &statusWriter{c: c, ns: ns, node: node, log: log, kick: make(chan struct{}, 1)}
+	w.idle = sync.NewCond(&w.mu)
+	return w
+}
+
+// Update replaces the snapshot to write; it never blocks. The caller must
+// not change s afterwards.
+func (w *statusWriter) Update(s statusSnapshot) {
+	w.mu.Lock()
+	w.pending = &s
+	w.mu.Unlock()
+	select {
+	case w.kick <- struct{}{}:
+	default:
+	}
+}
+
+// Run writes snapshots until ctx ends. A failed write is retried with
+// backoff, or as soon as a newer snapshot arrives.
+func (w *statusWriter) Run(ctx context.Context) error {
+	var retry <-chan time.Time
+	backoff := time.Duration(0)
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-w.kick:
+		case <-retry:
+		}
+		w.mu.Lock()
+		s := w.pending
+		w.pending = nil
+		w.busy = s != nil
+		w.mu.Unlock()
+		if s == nil {
+			continue
+		}
+		err := w.write(ctx, *s)
+		w.mu.Lock()
+		w.busy = false
+		if err != nil && w.pending == nil {
+			// Keep it for the retry unless something newer came.
+			w.pending = s
+		}
+		if err == nil {
+			w.written++
+		}
+		w.idle.Broadcast()
+		w.mu.Unlock()
+		retry = nil
+		switch {
+		case err == nil:
+			backoff = 0
+		case ctx.Err() != nil:
+			return nil
+		default:
+			backoff = min(max(2*backoff, statusRetryMin), statusRetryMax)
+			w.log.Warn("writing status objects; retrying", "err", err, "retry_in", backoff)
+			retry = time.After(backoff)
+		}
+	}
+}
+
+// write makes the status objects match s.
+func (w *statusWriter) write(ctx context.Context, s statusSnapshot) error {
+	errs := []error{syncL2Statuses(ctx, w.c, w.ns, w.node, s.l2, s.live)}
+	if s.bgp != nil {
+		errs = append(errs,
+			syncBGPStatuses(ctx, w.c, w.ns, w.node, s.bgp.adverts),
+			syncSessionStates(ctx, w.c, w.ns, w.node, s.bgp.sessions))
+	}
+	return errors.Join(errs...)
+}
+
+// waitIdle waits until nothing is pending or being written, or ctx ends;
+// it returns the number of successful writes so far.
+func (w *statusWriter) waitIdle(ctx context.Context) uint64 {
+	stop := context.AfterFunc(ctx, func() {
+		w.mu.Lock()
+		w.idle.Broadcast()
+		w.mu.Unlock()
+	})
+	defer stop()
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for (w.pending != nil || w.busy) && ctx.Err() == nil {
+		w.idle.Wait()
+	}
+	return w.written
+}
