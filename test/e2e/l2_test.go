@@ -16,6 +16,7 @@ import (
 
 	"github.com/keeperlb/keeperlb/api/v1beta1"
 	"github.com/keeperlb/keeperlb/internal/election"
+	"github.com/keeperlb/keeperlb/internal/speaker"
 )
 
 // v4 and v6 pick the address of one family.
@@ -48,6 +49,15 @@ func TestL2ClusterTrafficAndSpeakerFailover(t *testing.T) {
 	}
 	if got := e.arpAnswerers(ip); len(got) != 1 || e.nodeOfMAC(got[0]) != owner {
 		t.Fatalf("ARP answers for %s came from %v, want only %s", ip, got, owner)
+	}
+	// A ServiceL2Status deleted by hand comes back: the owner writes it
+	// again.
+	if err := e.c.DeleteAllOf(t.Context(), &v1beta1.ServiceL2Status{}, client.InNamespace(installNS),
+		client.MatchingLabels{speaker.LabelServiceName: "web", speaker.LabelServiceNamespace: appNS}); err != nil {
+		t.Fatal(err)
+	}
+	if got := e.waitAnnouncer("web", anyNode); got != owner {
+		t.Fatalf("after deleting it, the ServiceL2Status came back naming %s, want %s", got, owner)
 	}
 
 	if err := e.speakers[owner].Kill(); err != nil {
