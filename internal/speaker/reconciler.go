@@ -89,20 +89,6 @@ func (r *reconciler) Reconcile(ctx context.Context, _ reconcile.Request) (reconc
 	}
 	live := r.live.Live()
 	r.metrics.live.Set(float64(len(live)))
-	known := 0
-	for _, p := range peers {
-		if p.Name != r.node {
-			known++
-		}
-	}
-	now := time.Now()
-	step := r.rejoin.next(now, rejoinInput{
-		livePeers: len(live) - 1, knownPeers: known, rejoins: r.live.Rejoins(), settle: r.settle})
-	// Before any takeover of this pass, so that an isolated node's
-	// takeovers send no repeats.
-	if err := r.l2.SetIsolated(step.isolated); err != nil {
-		return reconcile.Result{}, fmt.Errorf("layer 2: %w", err)
-	}
 
 	r.loadConfig(ctx)
 	var svcs corev1.ServiceList
@@ -122,6 +108,19 @@ func (r *reconciler) Reconcile(ctx context.Context, _ reconcile.Request) (reconc
 	})
 	mine := res.For(r.node)
 
+	known := 0
+	for _, p := range peers {
+		if p.Name != r.node {
+			known++
+		}
+	}
+	step := r.rejoin.next(time.Now(), rejoinInput{
+		livePeers: len(live) - 1, knownPeers: known, rejoins: r.live.Rejoins(), settle: r.settle})
+	// Before any takeover of this pass, so that an isolated node's
+	// takeovers send no repeats.
+	if err := r.l2.SetIsolated(step.isolated); err != nil {
+		return reconcile.Result{}, fmt.Errorf("layer 2: %w", err)
+	}
 	// The data plane first: a takeover must not wait for API writes.
 	owned, statuses, stranded, err := r.announce(mine)
 	if err != nil {
@@ -149,11 +148,12 @@ func (r *reconciler) Reconcile(ctx context.Context, _ reconcile.Request) (reconc
 	}
 	r.report(svcs.Items, owned, stranded)
 	// The status objects are written in the background: the next pass,
-	// which may move IPs, must not wait for them. A failed BGP apply
-	// leaves them as they were.
-	if err == nil {
-		r.status.Update(snap)
+	// which may move IPs, must not wait for them. After a failed BGP
+	// apply the BGP ones stay as they were (a nil part is not written).
+	if err != nil {
+		snap.bgp = nil
 	}
+	r.status.Update(snap)
 	return reconcile.Result{RequeueAfter: again}, err
 }
 

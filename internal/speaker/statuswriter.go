@@ -20,7 +20,8 @@ type statusSnapshot struct {
 	// removed).
 	l2   map[string]l2Status
 	live []string
-	// bgp is nil when the speaker runs without BGP.
+	// bgp is nil when the speaker runs without BGP, or when this pass
+	// could not apply it: the BGP status objects are then left alone.
 	bgp *bgpSnapshot
 }
 
