@@ -57,7 +57,7 @@ type statusWriter struct {
 	mu      sync.Mutex
 	pending *statusSnapshot // latest snapshot not yet written; nil when none
 	kick    chan struct{}
-	// written counts completed successful writes, for tests and Flush.
+	// written counts successful writes (see waitIdle).
 	written uint64
 	idle    *sync.Cond // signalled after each write attempt
 	busy    bool
