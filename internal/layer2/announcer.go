@@ -325,8 +325,9 @@ func (a *Announcer) poke() {
 // hears its peers again, pulls clients away from the real owners (and the
 // owners' answer may fall within the clients' ARP locktime). If instead it
 // is the last node standing, its link works, and the one burst reaches the
-// clients; their entries are not in locktime, since the dead owners sent
-// nothing for a second. Clients that miss it ask and are answered.
+// clients, whose entries are in locktime only if a dead owner announced
+// in the second before it died. Clients that miss it ask once their entry
+// goes stale, and are answered.
 func (a *Announcer) SetIsolated(isolated bool) error {
 	a.mu.Lock()
 	defer a.mu.Unlock()
