@@ -231,26 +231,34 @@ func (b *bench) announcers(ctx context.Context, service string) ([]string, error
 	return out, nil
 }
 
-// waitStable waits until the client reaches v's owner: its neighbour entry
-// points at the owner's MAC, a new HTTP connection is answered by the owner,
-// and (unless skipStatus) only the owner's ServiceL2Status exists.
+// clientOnOwner checks that the client's neighbour entry for v.ip points at
+// v.owner's MAC and that a new HTTP connection is answered by v.owner.
+func (b *bench) clientOnOwner(ctx context.Context, v vip) error {
+	rctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	node, err := b.lab.Curl(rctx, b.lab.Client, v.ip, 80)
+	if err != nil {
+		return err
+	}
+	if node != v.owner {
+		return fmt.Errorf("%s answered by %s, want %s", v.ip, node, v.owner)
+	}
+	mac, err := b.neigh.lookup(v.ip)
+	if err != nil {
+		return err
+	}
+	if got := b.nodeOfMAC(mac); mac == nil || got != v.owner {
+		return fmt.Errorf("client's entry for %s is %v (%s), want %s", v.ip, mac, got, v.owner)
+	}
+	return nil
+}
+
+// waitStable waits until the client reaches v's owner (clientOnOwner) and
+// (unless skipStatus) only the owner's ServiceL2Status exists.
 func (b *bench) waitStable(ctx context.Context, v vip, timeout time.Duration) error {
 	return poll(ctx, timeout, 50*time.Millisecond, func() error {
-		rctx, cancel := context.WithTimeout(ctx, time.Second)
-		defer cancel()
-		node, err := b.lab.Curl(rctx, b.lab.Client, v.ip, 80)
-		if err != nil {
+		if err := b.clientOnOwner(ctx, v); err != nil {
 			return err
-		}
-		if node != v.owner {
-			return fmt.Errorf("%s answered by %s, want %s", v.ip, node, v.owner)
-		}
-		mac, err := b.neigh.lookup(v.ip)
-		if err != nil {
-			return err
-		}
-		if got := b.nodeOfMAC(mac); mac == nil || got != v.owner {
-			return fmt.Errorf("client's entry for %s is %v (%s), want %s", v.ip, mac, got, v.owner)
 		}
 		if b.skipStatus {
 			return nil
