@@ -9,12 +9,14 @@
 // finish as soon as the survivors notice the death, with no extra round of
 // agreement.
 //
-// The layer 2 owner of an IP is chosen by rendezvous (highest random weight)
-// hashing over the candidate nodes: each candidate scores hash(node, IP) and
-// the highest score wins. Unlike "sort the nodes and take IP mod N", it moves
-// an IP only when its owner leaves the candidate set or a node that outscores
-// it joins, so a speaker restarting elsewhere never moves the IP, and the IPs
-// of a dead node spread over the survivors instead of all landing on one.
+// The layer 2 owner of a Service is chosen by rendezvous (highest random
+// weight) hashing over the candidate nodes: each candidate scores
+// hash(node, first IP of the Service) and the highest score wins; the
+// Service's other IPs follow that node. Unlike "sort the nodes and take IP
+// mod N", it moves a Service only when its owner leaves the candidate set or
+// a node that outscores it joins, so a speaker restarting elsewhere never
+// moves it, and the Services of a dead node spread over the survivors
+// instead of all landing on one.
 package election
 
 import (
@@ -140,57 +142,141 @@ type claim struct {
 	interfaces map[string][]string // node -> interfaces; nil slice = all
 }
 
-// L2 elects, for every IP of every Service, the node that announces it.
+// L2 elects, for every Service, the one node that announces all of its IPs.
+//
+// The decision is per Service, as in MetalLB: the owner is the rendezvous
+// winner for the Service's first IP (the first of status.loadBalancer.ingress
+// that can be announced), and every other IP of the Service, of either
+// family, follows it. A dual-stack Service is therefore reached through one
+// node on both families and has one ServiceL2Status. Services that share an
+// IP are elected together, over the nodes every one of them accepts, keyed by
+// the smallest first IP among them, so they land on one node too (and so
+// does every IP any of them holds).
 func L2(in L2Input) L2Result {
 	var res L2Result
 	if in.Config == nil {
 		return res
 	}
 	eligible := eligibleNodes(in.Nodes, in.Live)
-	claims := map[netip.Addr][]claim{}
+	// Claims per Service, in input order; groups join Services that share
+	// an IP.
+	type svcClaims struct {
+		key    string
+		first  netip.Addr
+		claims map[netip.Addr]claim
+	}
+	var claimed []svcClaims
 	for _, svc := range in.Services {
+		sc := svcClaims{key: svc.Key, claims: map[netip.Addr]claim{}}
 		for _, ip := range svc.IPs {
+			if _, dup := sc.claims[ip]; dup {
+				continue
+			}
 			c, skip := claimFor(in.Config, eligible, svc, ip)
 			if skip != nil {
 				res.Skipped = append(res.Skipped, *skip)
 				continue
 			}
-			claims[ip] = append(claims[ip], c)
+			if !sc.first.IsValid() {
+				sc.first = ip
+			}
+			sc.claims[ip] = c
+		}
+		if len(sc.claims) > 0 {
+			claimed = append(claimed, sc)
 		}
 	}
 
-	ips := make([]netip.Addr, 0, len(claims))
-	for ip := range claims {
-		ips = append(ips, ip)
+	// Union-find over Services, joined through the IPs they share.
+	parent := make([]int, len(claimed))
+	for i := range parent {
+		parent[i] = i
 	}
-	slices.SortFunc(ips, netip.Addr.Compare)
-	for _, ip := range ips {
-		cs := claims[ip]
-		slices.SortFunc(cs, func(a, b claim) int { return cmp.Compare(a.service, b.service) })
-		// Services sharing an IP must land on one node, so only nodes every
-		// one of them accepts can win.
-		common := cs[0].candidates
-		for _, c := range cs[1:] {
-			common = intersect(common, c.candidates)
+	var find func(int) int
+	find = func(i int) int {
+		for parent[i] != i {
+			parent[i] = parent[parent[i]]
+			i = parent[i]
 		}
-		keys := make([]string, len(cs))
-		for i, c := range cs {
-			keys[i] = c.service
+		return i
+	}
+	holder := map[netip.Addr]int{}
+	for i, sc := range claimed {
+		for ip := range sc.claims {
+			if j, ok := holder[ip]; ok {
+				a, b := find(i), find(j)
+				// The smaller index becomes the root so that the grouping
+				// never depends on map order.
+				if a > b {
+					a, b = b, a
+				}
+				parent[b] = a
+				continue
+			}
+			holder[ip] = i
 		}
+	}
+	groups := map[int][]int{}
+	var roots []int
+	for i := range claimed {
+		r := find(i)
+		if _, ok := groups[r]; !ok {
+			roots = append(roots, r)
+		}
+		groups[r] = append(groups[r], i)
+	}
+
+	for _, r := range roots {
+		members := groups[r]
+		var common []string
+		var key netip.Addr
+		byIP := map[netip.Addr][]claim{}
+		started := false
+		for _, i := range members {
+			sc := claimed[i]
+			if !key.IsValid() || sc.first.Less(key) {
+				key = sc.first
+			}
+			for ip, c := range sc.claims {
+				byIP[ip] = append(byIP[ip], c)
+				if !started {
+					common, started = c.candidates, true
+				} else {
+					common = intersect(common, c.candidates)
+				}
+			}
+		}
+		ips := make([]netip.Addr, 0, len(byIP))
+		for ip := range byIP {
+			ips = append(ips, ip)
+		}
+		slices.SortFunc(ips, netip.Addr.Compare)
 		if len(common) == 0 {
-			for _, c := range cs {
-				res.Skipped = append(res.Skipped, Skip{
-					Service: c.service, IP: ip, Reason: ReasonSharedNoCommon,
-					Message: "the Services sharing " + ip.String() + " have no eligible node in common",
-				})
+			reason, msg := ReasonSharedNoCommon, "the Services sharing an address with this one have no eligible node in common"
+			if len(members) == 1 {
+				reason, msg = ReasonNoCandidates, "no live speaker on a node eligible for every address of the Service"
+			}
+			for _, i := range members {
+				for ip := range claimed[i].claims {
+					res.Skipped = append(res.Skipped, Skip{Service: claimed[i].key, IP: ip, Reason: reason, Message: msg})
+				}
 			}
 			continue
 		}
-		owner := Owner(common, ip)
-		res.Announcements = append(res.Announcements, Announcement{
-			IP: ip, Node: owner, Interfaces: mergeInterfaces(cs, owner), Services: keys,
-		})
+		owner := Owner(common, key)
+		for _, ip := range ips {
+			cs := byIP[ip]
+			slices.SortFunc(cs, func(a, b claim) int { return cmp.Compare(a.service, b.service) })
+			keys := make([]string, len(cs))
+			for i, c := range cs {
+				keys[i] = c.service
+			}
+			res.Announcements = append(res.Announcements, Announcement{
+				IP: ip, Node: owner, Interfaces: mergeInterfaces(cs, owner), Services: keys,
+			})
+		}
 	}
+	slices.SortFunc(res.Announcements, func(a, b Announcement) int { return a.IP.Compare(b.IP) })
 	slices.SortFunc(res.Skipped, func(a, b Skip) int {
 		return cmp.Or(cmp.Compare(a.Service, b.Service), a.IP.Compare(b.IP))
 	})

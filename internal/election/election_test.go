@@ -337,3 +337,80 @@ func TestOwnerIsOrderIndependentAndStable(t *testing.T) {
 		t.Errorf("rendezvous winners changed: got %v, want %v; speakers of different versions would disagree", got, want)
 	}
 }
+
+// TestL2OneOwnerPerService pins the rule MetalLB follows: every IP of a
+// Service, of both families, is announced by the node elected for its first
+// IP, whatever node each IP would win on its own.
+func TestL2OneOwnerPerService(t *testing.T) {
+	// Enough node sets that some split the two families when elected per
+	// IP; the test is only meaningful if such a set exists.
+	split := 0
+	for n := 2; n <= 12; n++ {
+		var all []string
+		for i := 1; i <= n; i++ {
+			all = append(all, fmt.Sprintf("n%d", i))
+		}
+		if Owner(all, vip) != Owner(all, vip6) {
+			split++
+		}
+		for _, order := range [][]netip.Addr{{vip, vip6}, {vip6, vip}} {
+			res := L2(L2Input{Config: cfgWith(ad("a")), Nodes: nodes(all...), Live: all,
+				Services: []Service{svc("ns/dual", func(s *Service) { s.IPs = order })}})
+			got := owners(res)
+			want := Owner(all, order[0])
+			if len(got) != 2 || got[vip] != want || got[vip6] != want {
+				t.Errorf("%d nodes, IPs %v: owners %v, want both on %s (the first IP's winner)", n, order, got, want)
+			}
+		}
+	}
+	if split == 0 {
+		t.Fatal("no node set elects the two addresses apart; the test proves nothing")
+	}
+}
+
+// TestL2SharedIPGroupsLandOnOneNode checks that Services joined through a
+// shared IP (a single-stack one sharing the IPv4 address of a dual-stack
+// one) are announced by one node, on every IP any of them holds, keyed by
+// the smallest first IP among them.
+func TestL2SharedIPGroupsLandOnOneNode(t *testing.T) {
+	other6 := netip.MustParseAddr("2001:db8::99")
+	for n := 2; n <= 8; n++ {
+		var all []string
+		for i := 1; i <= n; i++ {
+			all = append(all, fmt.Sprintf("n%d", i))
+		}
+		res := L2(L2Input{Config: cfgWith(ad("a")), Nodes: nodes(all...), Live: all, Services: []Service{
+			svc("ns/six", func(s *Service) { s.IPs = []netip.Addr{other6} }),
+			svc("ns/dual", func(s *Service) { s.IPs = []netip.Addr{vip6, vip} }),
+			svc("ns/four", func(s *Service) { s.IPs = []netip.Addr{vip} }),
+		}})
+		got := owners(res)
+		want := Owner(all, vip) // ns/four's first IP is the smallest
+		if got[vip] != want || got[vip6] != want {
+			t.Errorf("%d nodes: shared group owners %v, want %s", n, got, want)
+		}
+		if got[other6] != Owner(all, other6) {
+			t.Errorf("%d nodes: the unrelated Service's owner %s, want %s", n, got[other6], Owner(all, other6))
+		}
+	}
+}
+
+// TestL2ServiceAddressesWithoutACommonNode checks a Service whose two
+// addresses come from pools announced on disjoint nodes: it is refused as a
+// whole, with a reason on each address, rather than split across nodes.
+func TestL2ServiceAddressesWithoutACommonNode(t *testing.T) {
+	p4 := &config.Pool{Name: "four", Ranges: []config.Range{{First: vip, Last: vip}}}
+	p6 := &config.Pool{Name: "six", Ranges: []config.Range{{First: vip6, Last: vip6}}}
+	cfg := &config.Config{Pools: []*config.Pool{p4, p6}, L2Advertisements: []*config.L2Advertisement{
+		{Name: "a", Pools: []string{"four"}, NodeSelectors: []labels.Selector{sel("kubernetes.io/hostname", "n1")}},
+		{Name: "b", Pools: []string{"six"}, NodeSelectors: []labels.Selector{sel("kubernetes.io/hostname", "n2")}},
+	}}
+	res := L2(L2Input{Config: cfg, Nodes: nodes("n1", "n2"), Live: []string{"n1", "n2"},
+		Services: []Service{svc("ns/dual", func(s *Service) { s.Pool = ""; s.IPs = []netip.Addr{vip, vip6} })}})
+	if len(res.Announcements) != 0 {
+		t.Errorf("announcements %+v, want none", res.Announcements)
+	}
+	if got, want := skipReasons(res), []string{"ns/dual 198.18.0.10 NoEligibleNode", "ns/dual 2001:db8::10 NoEligibleNode"}; !reflect.DeepEqual(got, want) {
+		t.Errorf("skips = %v, want %v", got, want)
+	}
+}
