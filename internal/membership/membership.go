@@ -28,10 +28,12 @@
 // A speaker also says whether it is Ready. A starting speaker has not yet
 // heard from the others and would believe itself alone; its peers therefore
 // ignore it as a candidate until it says it is ready, and it should not
-// announce anything before its own Ready, which comes one Timeout after it
-// learnt its peers (SetPeers) and once every peer it hears is ready too, so
-// that speakers started together act on the same view instead of the first
-// one announcing everything alone. A speaker that stops says "not ready" once
+// announce anything before its own Ready. It says it is ready one Timeout
+// after it learnt its peers (SetPeers) and once it has heard every one of
+// them, and it is Ready once every peer it hears is ready too, so that
+// speakers started together, even seconds apart, act on the same view
+// instead of the first one announcing everything alone (see
+// recomputeLocked). A speaker that stops says "not ready" once
 // more on its way out, so a planned restart hands over without waiting for
 // the timeout.
 package membership
@@ -65,8 +67,10 @@ type Options struct {
 	Interval time.Duration
 	// Timeout is how long a peer stays alive after its last heartbeat.
 	Timeout time.Duration
-	// SettleMax bounds how long Ready waits for peers that are heard but
-	// not ready yet; zero means ten Timeouts.
+	// SettleMax bounds each of the two waits of a starting speaker: for
+	// known peers it has not heard yet (before it says it is ready), then
+	// for heard peers that are not ready yet (before Ready); zero means ten
+	// Timeouts.
 	SettleMax time.Duration
 	// Key authenticates heartbeats; every speaker must have the same key.
 	// An empty key still works but lets anyone on the network forge
@@ -101,9 +105,12 @@ type Detector struct {
 	mu    sync.Mutex
 	seq   uint64
 	peers map[string]*peerState
-	ready bool // what heartbeats say: known the peers for one Timeout
+	// ready is what heartbeats say: the peers have been known for one
+	// Timeout and every one of them has been heard (or SettleMax passed).
+	ready   bool
+	readyAt time.Time
 	// settled is what Ready reports: ready, and every peer heard from is
-	// ready too (or SettleMax passed). It latches.
+	// ready too (or SettleMax passed since ready). It latches.
 	settled bool
 	live    []string // last computed, sorted
 	rejoins uint64   // see Rejoins
@@ -319,12 +326,27 @@ func (d *Detector) accept(hb heartbeat, from netip.Addr, now time.Time) {
 }
 
 // recomputeLocked refreshes ready and live and signals a change.
+//
+// A starting speaker goes through two waits. It says it is ready once it
+// has known its peers for one Timeout and has heard every one of them at
+// least once: the Node objects say which speakers should exist, and one
+// that has not started sending yet (speakers of a cold start or a rollout
+// come up seconds apart) would otherwise be missing from the view of the
+// first one up, which would take every IP and hand most of them over a
+// moment later. It then acts (Ready) once every peer it hears says it is
+// ready too, so that all of them act on the same view. Each wait is
+// bounded by SettleMax, so a Node whose speaker is dead, or that runs none,
+// delays a start by SettleMax at most; peers ignore a speaker until it says
+// it is ready, so that delay never darkens an IP it would own.
 func (d *Detector) recomputeLocked(now time.Time) {
-	ready := d.ready || (!d.start.IsZero() && now.Sub(d.start) >= d.opts.Timeout)
 	live := []string{d.opts.Node}
-	heardReady := true
+	heardReady, heardAll := true, true
 	for name, p := range d.peers {
-		if p.last.IsZero() || now.Sub(p.last) >= d.opts.Timeout {
+		if p.last.IsZero() {
+			heardAll = false
+			continue
+		}
+		if now.Sub(p.last) >= d.opts.Timeout {
 			continue
 		}
 		if p.ready {
@@ -334,7 +356,14 @@ func (d *Detector) recomputeLocked(now time.Time) {
 		}
 	}
 	slices.Sort(live)
-	settled := d.settled || (ready && (heardReady || now.Sub(d.start) >= d.opts.SettleMax))
+	ready, readyAt := d.ready, d.readyAt
+	if !ready && !d.start.IsZero() {
+		since := now.Sub(d.start)
+		if since >= d.opts.Timeout && (heardAll || since >= d.opts.SettleMax) {
+			ready, readyAt = true, now
+		}
+	}
+	settled := d.settled || (ready && (heardReady || now.Sub(readyAt) >= d.opts.SettleMax))
 	if ready == d.ready && settled == d.settled && slices.Equal(live, d.live) {
 		return
 	}
@@ -342,6 +371,12 @@ func (d *Detector) recomputeLocked(now time.Time) {
 		d.log.Info("membership: ready", "waited", now.Sub(d.start).Round(time.Millisecond), "live", live)
 	} else if !slices.Equal(live, d.live) {
 		d.log.Info("membership: live speakers changed", "live", live)
+	}
+	if ready && !d.ready {
+		d.readyAt = readyAt
+		if !heardAll {
+			d.log.Warn("membership: ready without having heard every known peer", "waited", now.Sub(d.start).Round(time.Millisecond), "live", live)
+		}
 	}
 	d.ready, d.settled, d.live = ready, settled, live
 	d.signalLocked()

@@ -301,3 +301,138 @@ func freeUDPPort(t *testing.T) int {
 	defer c.Close()
 	return c.LocalAddr().(*net.UDPAddr).Port
 }
+
+// TestReadyWaitsForKnownPeers checks the first start-up wait: a speaker
+// that knows a peer from its Node object does not say it is ready until it
+// has heard that peer, so a peer whose speaker starts a little later is in
+// its first view; SettleMax bounds the wait for a peer that never speaks.
+func TestReadyWaitsForKnownPeers(t *testing.T) {
+	c := &clock{t: time.Unix(1000, 0)}
+	d := newTestDetector(t, c)
+	a2 := netip.MustParseAddr("198.18.0.2")
+	d.SetPeers([]Peer{{Name: "n2", Addr: a2}})
+	recompute := func() {
+		d.mu.Lock()
+		d.recomputeLocked(c.t)
+		d.mu.Unlock()
+	}
+	saysReady := func() bool {
+		d.mu.Lock()
+		defer d.mu.Unlock()
+		return d.ready
+	}
+	c.t = c.t.Add(2 * time.Second)
+	recompute()
+	if saysReady() || d.Ready() {
+		t.Fatal("ready 2 s after start without having heard the known peer n2")
+	}
+	d.accept(heartbeat{node: "n2", incarnation: 1, seq: 1, ready: false}, a2, c.t)
+	if !saysReady() {
+		t.Fatal("does not say ready once every known peer is heard")
+	}
+	if d.Ready() {
+		t.Fatal("Ready although n2 is heard and not ready")
+	}
+	d.accept(heartbeat{node: "n2", incarnation: 1, seq: 2, ready: true}, a2, c.t)
+	if !d.Ready() {
+		t.Fatal("not Ready once n2 says it is ready")
+	}
+	if got := d.Live(); !slices.Equal(got, []string{"n1", "n2"}) {
+		t.Errorf("live = %v, want n1 n2", got)
+	}
+
+	// A peer that never speaks (its speaker is dead, or its node runs
+	// none) delays the start by SettleMax (4 s here), no more.
+	c2 := &clock{t: time.Unix(2000, 0)}
+	e := newTestDetector(t, c2)
+	e.SetPeers([]Peer{{Name: "n2", Addr: a2}})
+	for i := 1; i <= 45; i++ {
+		c2.t = c2.t.Add(100 * time.Millisecond)
+		e.mu.Lock()
+		e.recomputeLocked(c2.t)
+		e.mu.Unlock()
+		if e.Ready() != (i >= 40) {
+			t.Fatalf("Ready = %v after %d ms with a silent peer; SettleMax is 4 s", e.Ready(), i*100)
+		}
+	}
+}
+
+// TestStaggeredStartsAgree simulates three speakers started up to 2 s apart,
+// in every order, exchanging heartbeats every 100 ms on one manual clock:
+// each must act (Ready) with all three in its view, so that none announces
+// anything that the final election gives to another node.
+func TestStaggeredStartsAgree(t *testing.T) {
+	names := []string{"n1", "n2", "n3"}
+	addrs := map[string]netip.Addr{}
+	var peers []Peer
+	for i, n := range names {
+		addrs[n] = netip.AddrFrom4([4]byte{198, 18, 0, byte(i + 1)})
+		peers = append(peers, Peer{Name: n, Addr: addrs[n]})
+	}
+	offsets := [][3]time.Duration{
+		{0, time.Second, 2 * time.Second}, {0, 2 * time.Second, time.Second},
+		{time.Second, 0, 2 * time.Second}, {time.Second, 2 * time.Second, 0},
+		{2 * time.Second, 0, time.Second}, {2 * time.Second, time.Second, 0},
+		{0, 0, 2 * time.Second}, {0, 1900 * time.Millisecond, 1950 * time.Millisecond},
+	}
+	for _, off := range offsets {
+		c := &clock{t: time.Unix(3000, 0)}
+		start := c.t
+		ds := map[string]*Detector{}
+		for _, n := range names {
+			d, err := New(slog.New(slog.DiscardHandler), Options{
+				Node: n, Listen: netip.MustParseAddr("127.0.0.1"), Port: 0,
+				Interval: 100 * time.Millisecond, Timeout: 400 * time.Millisecond, Now: c.now,
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { d.Close() })
+			ds[n] = d
+		}
+		started := map[string]bool{}
+		acted := map[string][]string{}
+		for step := 0; step < 200; step++ { // 10 s in 50 ms steps
+			c.t = start.Add(time.Duration(step) * 50 * time.Millisecond)
+			for i, n := range names {
+				if !started[n] && c.t.Sub(start) >= off[i] {
+					started[n] = true
+					ds[n].SetPeers(peers)
+				}
+			}
+			// Every started speaker sends every 100 ms; a speaker that
+			// has not started yet has no peers and drops what it gets.
+			if step%2 == 0 {
+				for _, n := range names {
+					if !started[n] {
+						continue
+					}
+					d := ds[n]
+					d.mu.Lock()
+					d.seq++
+					hb := heartbeat{node: n, incarnation: d.incarnation, seq: d.seq, ready: d.ready}
+					d.mu.Unlock()
+					for _, m := range names {
+						if m != n {
+							ds[m].accept(hb, addrs[n], c.t)
+						}
+					}
+				}
+			}
+			for _, n := range names {
+				d := ds[n]
+				d.mu.Lock()
+				d.recomputeLocked(c.t)
+				d.mu.Unlock()
+				if _, done := acted[n]; !done && d.Ready() {
+					acted[n] = d.Live()
+				}
+			}
+		}
+		for _, n := range names {
+			if got, ok := acted[n]; !ok || !slices.Equal(got, names) {
+				t.Errorf("starts %v: %s acted (ok=%v) with live %v, want all of %v", off, n, ok, got, names)
+			}
+		}
+	}
+}

@@ -105,6 +105,7 @@ func (o *Options) BindFlags(fs *flag.FlagSet) {
 	fs.IntVar(&o.Liveness.Port, "liveness-port", o.Liveness.Port, "UDP port of the speakers' heartbeats")
 	fs.DurationVar(&o.Liveness.Interval, "liveness-interval", o.Liveness.Interval, "time between two heartbeats to each speaker")
 	fs.DurationVar(&o.Liveness.Timeout, "liveness-timeout", o.Liveness.Timeout, "silence after which a speaker counts as dead; failover takes about this long")
+	fs.DurationVar(&o.Liveness.SettleMax, "liveness-settle-max", o.Liveness.SettleMax, "longest a starting speaker waits for a known peer to speak, then to be ready (0: ten liveness timeouts)")
 }
 
 // NewScheme returns a scheme holding the core kinds and every metallb.io kind.
