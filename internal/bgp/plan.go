@@ -53,10 +53,6 @@ type Service struct {
 	Key string
 	// IPs are the Service's load-balancer addresses.
 	IPs []netip.Addr
-	// Pool names the pool the addresses came from (the
-	// metallb.io/ip-allocated-from-pool annotation); empty, or a pool that
-	// no longer exists, means "the pool holding the address".
-	Pool string
 	// Labels are the Service's labels, matched by serviceSelectors.
 	Labels map[string]string
 	// LocalTrafficPolicy is true for externalTrafficPolicy: Local: only
@@ -524,7 +520,6 @@ func (pl *planner) paths(cfg *config.Config, node Node, peers []PeerConfig, serv
 		peers    []string
 	}
 	svcs := make(map[string]*svcAcc)
-	pools := newPoolIndex(cfg)
 
 	for _, svc := range services {
 		if !svc.Serving {
@@ -535,7 +530,7 @@ func (pl *planner) paths(cfg *config.Config, node Node, peers []PeerConfig, serv
 		}
 		for _, ip := range svc.IPs {
 			ip = ip.Unmap()
-			pool := pools.find(svc.Pool, ip)
+			pool := cfg.PoolOf(ip)
 			if pool == nil {
 				continue
 			}
@@ -661,58 +656,4 @@ func sortedKeys[K comparable, V any](m map[K]V, compare func(a, b K) int) []K {
 	}
 	slices.SortFunc(keys, compare)
 	return keys
-}
-
-// poolIndex finds the pool holding an address by binary search over the
-// pools' ranges, which Parse guarantees are disjoint.
-type poolIndex struct {
-	byName map[string]*config.Pool
-	ranges []indexedRange
-}
-
-type indexedRange struct {
-	r    config.Range
-	pool *config.Pool
-}
-
-func newPoolIndex(cfg *config.Config) poolIndex {
-	idx := poolIndex{byName: make(map[string]*config.Pool, len(cfg.Pools))}
-	for _, p := range cfg.Pools {
-		idx.byName[p.Name] = p
-		for _, r := range p.Ranges {
-			idx.ranges = append(idx.ranges, indexedRange{r: r, pool: p})
-		}
-	}
-	slices.SortFunc(idx.ranges, func(a, b indexedRange) int { return a.r.First.Compare(b.r.First) })
-	return idx
-}
-
-// find returns the pool of an address: the named pool when it exists and
-// holds the address, else whichever pool holds it, else nil.
-func (idx poolIndex) find(name string, ip netip.Addr) *config.Pool {
-	if p := idx.byName[name]; p != nil && poolHolds(p, ip) {
-		return p
-	}
-	// The last range starting at or before ip is the only candidate.
-	i, found := slices.BinarySearchFunc(idx.ranges, ip, func(r indexedRange, a netip.Addr) int { return r.r.First.Compare(a) })
-	if !found {
-		i--
-	}
-	if i < 0 {
-		return nil
-	}
-	r := idx.ranges[i].r
-	if r.First.Is4() == ip.Is4() && r.First.Compare(ip) <= 0 && ip.Compare(r.Last) <= 0 {
-		return idx.ranges[i].pool
-	}
-	return nil
-}
-
-func poolHolds(p *config.Pool, ip netip.Addr) bool {
-	for _, r := range p.Ranges {
-		if r.First.Is4() == ip.Is4() && r.First.Compare(ip) <= 0 && ip.Compare(r.Last) <= 0 {
-			return true
-		}
-	}
-	return false
 }

@@ -94,7 +94,7 @@ func testNode(mods ...func(*Node)) Node {
 }
 
 func service(key string, mods ...func(*Service)) Service {
-	s := Service{Key: key, IPs: []netip.Addr{vip}, Pool: "p", Serving: true}
+	s := Service{Key: key, IPs: []netip.Addr{vip}, Serving: true}
 	for _, m := range mods {
 		m(&s)
 	}
@@ -382,13 +382,12 @@ func TestPlan(t *testing.T) {
 			}(),
 		},
 		{
-			name: "pool found by address when the hint is stale; an address in no pool is skipped", node: testNode(),
+			name: "the pool is the one holding the address; an address in no pool is skipped", node: testNode(),
 			cfg: baseCfg(r4, adv("a", func(a *config.BGPAdvertisement) { a.Pools = []string{"q"} })),
 			services: []Service{
-				service("ns/a", func(s *Service) { s.Pool = "p"; s.IPs = []netip.Addr{netip.MustParseAddr("198.19.1.7")} }),
-				service("ns/b", func(s *Service) { s.Pool = "gone"; s.IPs = []netip.Addr{netip.MustParseAddr("198.19.1.8")} }),
+				service("ns/a", func(s *Service) { s.IPs = []netip.Addr{netip.MustParseAddr("198.19.1.7")} }),
+				service("ns/b", func(s *Service) { s.IPs = []netip.Addr{netip.MustParseAddr("198.19.1.8")} }),
 				service("ns/c", func(s *Service) {
-					s.Pool = ""
 					s.IPs = []netip.Addr{netip.MustParseAddr("198.19.9.9"), netip.MustParseAddr("2001:db8:99::1")}
 				}),
 			},

@@ -274,7 +274,20 @@ func explain(in explainInput) *explainView {
 	if a.IPs == nil {
 		a.IPs = []string{}
 	}
+	// The pool is the one holding the address, as the speakers decide it
+	// (config.PoolOf); the annotation, which the Service's owner may edit,
+	// is only the fallback when no configuration could be read.
 	a.Pool = allocatedPool(svc)
+	if in.cfg != nil {
+		for _, s := range a.IPs {
+			if ip, err := netip.ParseAddr(s); err == nil {
+				if p := in.cfg.PoolOf(ip); p != nil {
+					a.Pool = p.Name
+					break
+				}
+			}
+		}
+	}
 	cond := meta.FindStatusCondition(svc.Status.Conditions, controller.ConditionIPAllocated)
 	if cond != nil {
 		a.Condition, a.Reason, a.Message = string(cond.Status), cond.Reason, cond.Message

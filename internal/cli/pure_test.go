@@ -226,8 +226,18 @@ func TestExplainVerdicts(t *testing.T) {
 			name: "allocated from a pool no advertisement selects",
 			in: explainInput{svc: lbService(allocated, func(s *corev1.Service) {
 				s.Annotations[request.AnnotationAllocatedFromPool] = "dark"
+				s.Status.LoadBalancer.Ingress = []corev1.LoadBalancerIngress{{IP: "198.18.9.1"}}
 			}), cfg: cfg, speakerKinds: true, endpoints: slice("node-a")},
 			announce: []string{"No L2Advertisement or BGPAdvertisement selects pool dark", "Check that the speakers run"},
+		},
+		{
+			// The annotation is the tenant's to edit; the speakers go by
+			// the pool that holds the address, and so does explain.
+			name: "the pool comes from the address, not the annotation",
+			in: explainInput{svc: lbService(allocated, func(s *corev1.Service) {
+				s.Annotations[request.AnnotationAllocatedFromPool] = "dark"
+			}), cfg: cfg, speakerKinds: true, endpoints: slice("node-a")},
+			address: []string{"from pool open"},
 		},
 		{
 			name:     "cluster without the speaker status kinds",

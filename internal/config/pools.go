@@ -33,6 +33,40 @@ func (c *Config) Pool(name string) *Pool {
 	return nil
 }
 
+// PoolOf returns the pool whose ranges hold ip, or nil. Parse keeps pools
+// disjoint, so there is at most one. It is the one rule for the pool of an
+// announced address, used by layer 2 and BGP alike: the
+// metallb.io/ip-allocated-from-pool annotation is written on the Service,
+// which a tenant may edit, so it never decides which advertisements (and
+// so which nodes and interfaces) announce an address.
+func (c *Config) PoolOf(ip netip.Addr) *Pool {
+	if c == nil || !ip.IsValid() {
+		return nil
+	}
+	ip = ip.Unmap()
+	for _, p := range c.Pools {
+		if p != nil && p.Holds(ip) {
+			return p
+		}
+	}
+	return nil
+}
+
+// Holds reports whether ip lies in one of the pool's ranges.
+func (p *Pool) Holds(ip netip.Addr) bool {
+	if p == nil {
+		return false
+	}
+	// Ranges are sorted by first address: the last one starting at or
+	// before ip is the only candidate.
+	i := sort.Search(len(p.Ranges), func(i int) bool { return ip.Less(p.Ranges[i].First) }) - 1
+	if i < 0 {
+		return false
+	}
+	r := p.Ranges[i]
+	return r.First.Is4() == ip.Is4() && r.First.Compare(ip) <= 0 && ip.Compare(r.Last) <= 0
+}
+
 // Families reports which address families the pool holds, which decides
 // whether it can serve a single-stack or a dual-stack Service.
 func (p *Pool) Families() (v4, v6 bool) {

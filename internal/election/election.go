@@ -52,9 +52,6 @@ type Service struct {
 	Key string
 	// IPs are the Service's load-balancer IPs (status.loadBalancer.ingress).
 	IPs []netip.Addr
-	// Pool is the pool the IPs came from (the metallb.io/ip-allocated-from-pool
-	// annotation); empty means "find the pool holding the IP".
-	Pool string
 	// Labels are the Service's labels, matched by serviceSelectors.
 	Labels map[string]string
 	// LocalTrafficPolicy is true for externalTrafficPolicy: Local, where only
@@ -308,7 +305,7 @@ func claimFor(cfg *config.Config, eligible []Node, svc Service, ip netip.Addr) (
 	skip := func(reason, msg string) (claim, *Skip) {
 		return claim{}, &Skip{Service: svc.Key, IP: ip, Reason: reason, Message: msg}
 	}
-	pool := poolOf(cfg, svc.Pool, ip)
+	pool := cfg.PoolOf(ip)
 	if pool == nil {
 		return skip(ReasonNoPool, "no configured IPAddressPool holds "+ip.String())
 	}
@@ -360,25 +357,6 @@ func claimFor(cfg *config.Config, eligible []Node, svc Service, ip netip.Addr) (
 		return skip(ReasonNoCandidates, msg)
 	}
 	return c, nil
-}
-
-// poolOf finds the pool of an IP: the annotated one if it exists, else the
-// one whose ranges hold the IP, so that IPs assigned before the annotation
-// existed are still announced.
-func poolOf(cfg *config.Config, name string, ip netip.Addr) *config.Pool {
-	if name != "" {
-		if p := cfg.Pool(name); p != nil {
-			return p
-		}
-	}
-	for _, p := range cfg.Pools {
-		for _, r := range p.Ranges {
-			if ip.Is4() == r.First.Is4() && r.First.Compare(ip) <= 0 && ip.Compare(r.Last) <= 0 {
-				return p
-			}
-		}
-	}
-	return nil
 }
 
 // selects reports whether a list of selectors admits a label set; an empty

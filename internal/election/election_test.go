@@ -53,7 +53,7 @@ func nodes(names ...string) []Node {
 }
 
 func svc(key string, mods ...func(*Service)) Service {
-	s := Service{Key: key, IPs: []netip.Addr{vip}, Pool: "p", Serving: true}
+	s := Service{Key: key, IPs: []netip.Addr{vip}, Serving: true}
 	for _, m := range mods {
 		m(&s)
 	}
@@ -207,14 +207,8 @@ func TestL2(t *testing.T) {
 			skips: []string{"ns/a 198.18.0.10 SharedIPNoCommonNode", "ns/b 198.18.0.10 SharedIPNoCommonNode"},
 		},
 		{
-			name:  "the pool is found from the IP when the annotation is missing",
-			in:    L2Input{Config: cfgWith(ad("a")), Nodes: nodes("n1"), Live: all, Services: []Service{svc("ns/s", func(s *Service) { s.Pool = "" })}},
-			owner: "n1",
-		},
-		{
 			name: "an IP outside every pool is not announced",
 			in: L2Input{Config: cfgWith(ad("a")), Nodes: nodes("n1"), Live: all, Services: []Service{svc("ns/s", func(s *Service) {
-				s.Pool = "gone"
 				s.IPs = []netip.Addr{netip.MustParseAddr("198.19.0.1")}
 			})}},
 			skips: []string{"ns/s 198.19.0.1 NoPool"},
@@ -406,7 +400,7 @@ func TestL2ServiceAddressesWithoutACommonNode(t *testing.T) {
 		{Name: "b", Pools: []string{"six"}, NodeSelectors: []labels.Selector{sel("kubernetes.io/hostname", "n2")}},
 	}}
 	res := L2(L2Input{Config: cfg, Nodes: nodes("n1", "n2"), Live: []string{"n1", "n2"},
-		Services: []Service{svc("ns/dual", func(s *Service) { s.Pool = ""; s.IPs = []netip.Addr{vip, vip6} })}})
+		Services: []Service{svc("ns/dual", func(s *Service) { s.IPs = []netip.Addr{vip, vip6} })}})
 	if len(res.Announcements) != 0 {
 		t.Errorf("announcements %+v, want none", res.Announcements)
 	}

@@ -52,7 +52,7 @@ func bgpNode(nodes []corev1.Node, name string) bgp.Node {
 func bgpServices(svcs []election.Service) []bgp.Service {
 	out := make([]bgp.Service, len(svcs))
 	for i, s := range svcs {
-		out[i] = bgp.Service{Key: s.Key, IPs: s.IPs, Pool: s.Pool, Labels: s.Labels,
+		out[i] = bgp.Service{Key: s.Key, IPs: s.IPs, Labels: s.Labels,
 			LocalTrafficPolicy: s.LocalTrafficPolicy, Serving: s.Serving, ServingNodes: s.ServingNodes}
 	}
 	return out

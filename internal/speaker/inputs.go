@@ -133,7 +133,6 @@ func electionServices(svcs []corev1.Service, eps map[string]endpointState, lbCla
 		out = append(out, election.Service{
 			Key:                key,
 			IPs:                ips,
-			Pool:               s.Annotations[request.AnnotationAllocatedFromPool],
 			Labels:             s.Labels,
 			LocalTrafficPolicy: s.Spec.ExternalTrafficPolicy == corev1.ServiceExternalTrafficPolicyLocal,
 			Serving:            st.serving,

@@ -8,7 +8,9 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
 
+	"github.com/keeperlb/keeperlb/internal/config"
 	"github.com/keeperlb/keeperlb/internal/election"
 	"github.com/keeperlb/keeperlb/internal/membership"
 )
@@ -102,11 +104,53 @@ func TestElectionServices(t *testing.T) {
 	eps := map[string]endpointState{"ns/web": {serving: true, nodes: []string{"n1"}}}
 	got := electionServices(svcs, eps, "")
 	want := []election.Service{
-		{Key: "ns/api", IPs: []netip.Addr{netip.MustParseAddr("198.18.0.10"), netip.MustParseAddr("2001:db8::10")}, Pool: "p"},
-		{Key: "ns/web", IPs: []netip.Addr{netip.MustParseAddr("198.18.0.10"), netip.MustParseAddr("2001:db8::10")}, Pool: "p",
+		{Key: "ns/api", IPs: []netip.Addr{netip.MustParseAddr("198.18.0.10"), netip.MustParseAddr("2001:db8::10")}},
+		{Key: "ns/web", IPs: []netip.Addr{netip.MustParseAddr("198.18.0.10"), netip.MustParseAddr("2001:db8::10")},
 			LocalTrafficPolicy: true, Serving: true, ServingNodes: []string{"n1"}},
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("electionServices =\n%+v\nwant\n%+v", got, want)
+	}
+}
+
+// TestPoolComesFromTheAddress checks a tenant's attempt to steer its
+// announcement: a Service whose pool annotation (which its owner may edit)
+// names another pool is still announced by the advertisement of the pool
+// that holds its address, from that advertisement's nodes, over layer 2
+// and BGP alike.
+func TestPoolComesFromTheAddress(t *testing.T) {
+	rng := func(a, b string) config.Range {
+		return config.Range{First: netip.MustParseAddr(a), Last: netip.MustParseAddr(b)}
+	}
+	onNode := func(n string) []labels.Selector {
+		return []labels.Selector{labels.SelectorFromSet(labels.Set{"kubernetes.io/hostname": n})}
+	}
+	cfg := &config.Config{
+		Pools: []*config.Pool{
+			{Name: "p", Ranges: []config.Range{rng("198.18.0.0", "198.18.0.255")}},
+			{Name: "q", Ranges: []config.Range{rng("198.19.0.0", "198.19.0.255")}},
+		},
+		L2Advertisements: []*config.L2Advertisement{
+			{Name: "ap", Pools: []string{"p"}, NodeSelectors: onNode("n1")},
+			{Name: "aq", Pools: []string{"q"}, NodeSelectors: onNode("n2")},
+		},
+	}
+	svc := corev1.Service{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "tenant", Name: "web",
+			Annotations: map[string]string{"metallb.io/ip-allocated-from-pool": "q"}},
+		Spec:   corev1.ServiceSpec{Type: corev1.ServiceTypeLoadBalancer},
+		Status: corev1.ServiceStatus{LoadBalancer: corev1.LoadBalancerStatus{Ingress: []corev1.LoadBalancerIngress{{IP: "198.18.0.10"}}}},
+	}
+	var nodes []election.Node
+	for _, n := range []string{"n1", "n2"} {
+		nodes = append(nodes, election.Node{Name: n, Labels: map[string]string{"kubernetes.io/hostname": n}})
+	}
+	services := electionServices([]corev1.Service{svc}, map[string]endpointState{"tenant/web": {serving: true}}, "")
+	res := election.L2(election.L2Input{Config: cfg, Nodes: nodes, Live: []string{"n1", "n2"}, Services: services})
+	if len(res.Announcements) != 1 || res.Announcements[0].Node != "n1" {
+		t.Errorf("announcements %+v, want 198.18.0.10 on n1 (pool p's advertisement), whatever the annotation says", res.Announcements)
+	}
+	if got := cfg.PoolOf(netip.MustParseAddr("198.18.0.10")); got == nil || got.Name != "p" {
+		t.Errorf("PoolOf(198.18.0.10) = %v, want p", got)
 	}
 }
