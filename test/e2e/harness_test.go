@@ -9,7 +9,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -94,6 +96,9 @@ type envOptions struct {
 	router bool
 	// speakerArgs are extra speaker flags.
 	speakerArgs []string
+	// noSpeakers leaves the speakers to the test, which starts them
+	// itself with startSpeaker.
+	noSpeakers bool
 }
 
 // newEnv brings up a lab, the controller and a speaker on every node.
@@ -123,10 +128,81 @@ func newEnv(t *testing.T, o envOptions) *env {
 		t.Fatal(err)
 	}
 	e.startController()
+	if o.noSpeakers {
+		return e
+	}
 	for _, n := range l.Nodes {
 		e.startSpeaker(n.Name, o.speakerArgs...)
 	}
+	// Tests assert steady states: the owner the election gives with every
+	// speaker alive. Until every speaker sees every other, a Service could
+	// be announced by a node that then hands it over.
+	e.waitMembers()
 	return e
+}
+
+// waitMembers waits until every running speaker reports, in its metrics
+// (keeperlb_speaker_live_members), that it sees all running speakers alive.
+func (e *env) waitMembers() {
+	e.t.Helper()
+	eventually(e.t, 30*time.Second, func() error {
+		for _, n := range e.lab.Nodes {
+			if _, ok := e.speakers[n.Name]; !ok {
+				continue
+			}
+			got, err := e.liveMembers(n.Name)
+			if err != nil {
+				return err
+			}
+			if got != len(e.speakers) {
+				return fmt.Errorf("the speaker on %s sees %d live speakers, want %d", n.Name, got, len(e.speakers))
+			}
+		}
+		return nil
+	})
+}
+
+// liveMembers scrapes a speaker's count of live speakers.
+func (e *env) liveMembers(node string) (int, error) {
+	body, err := e.scrape(node)
+	if err != nil {
+		return 0, err
+	}
+	for line := range strings.Lines(body) {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "keeperlb_speaker_live_members "); ok {
+			var n int
+			if _, err := fmt.Sscan(v, &n); err != nil {
+				return 0, fmt.Errorf("speaker on %s: parsing %q: %w", node, line, err)
+			}
+			return n, nil
+		}
+	}
+	return 0, fmt.Errorf("the speaker on %s does not report keeperlb_speaker_live_members yet", node)
+}
+
+// scrape reads a speaker's metrics endpoint (the default :7472, in its
+// node's namespace).
+func (e *env) scrape(node string) (string, error) {
+	h := e.lab.Node(node)
+	ctx, cancel := context.WithTimeout(e.t.Context(), 2*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+net.JoinHostPort(h.IPv4.String(), "7472")+"/metrics", nil)
+	if err != nil {
+		return "", err
+	}
+	resp, err := e.lab.HTTPClient(h).Do(req)
+	if err != nil {
+		return "", fmt.Errorf("scraping the speaker on %s: %w", node, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return "", fmt.Errorf("scraping the speaker on %s: %w", node, err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		return "", fmt.Errorf("scraping the speaker on %s: %s", node, resp.Status)
+	}
+	return string(b), nil
 }
 
 func (e *env) startController() {

@@ -79,8 +79,10 @@ func TestL2ClusterTrafficAndSpeakerFailover(t *testing.T) {
 	}
 }
 
-// TestL2IPv6AndDualStack checks NDP: the client's kernel resolves the IPv6
-// VIP of a dual-stack Service and reaches the same node on both families.
+// TestL2IPv6AndDualStack checks NDP and the one-owner-per-Service rule: the
+// client's kernel resolves the IPv6 VIP of a dual-stack Service and reaches
+// the same node on both families, the one elected for the first IP, whatever
+// the lab's addresses (and so the hashes) are.
 func TestL2IPv6AndDualStack(t *testing.T) {
 	e := newEnv(t, envOptions{})
 	e.applyL2(e.defaultPool(), nil)
@@ -92,19 +94,26 @@ func TestL2IPv6AndDualStack(t *testing.T) {
 	if !ip4.IsValid() || !ip6.IsValid() {
 		t.Fatalf("dual-stack Service got %v", ips)
 	}
+	// One owner for the Service: the node elected for its first IP
+	// announces both families, and there is one ServiceL2Status.
 	owner := e.waitAnnouncer("dual", anyNode)
-	// Both families are elected separately (the hash includes the IP), so
-	// each may land on a different node; each must be reachable through
-	// exactly the node its own election chose.
-	got4 := e.waitCurl(ip4, anyNode)
-	got6 := e.waitCurl(ip6, anyNode)
-	t.Logf("IPv4 %s via %s, IPv6 %s via %s, status names %s", ip4, got4, ip6, got6, owner)
-	if n := e.neighborNode(ip6); n != got6 {
-		t.Errorf("the client's IPv6 neighbour entry for %s points at %s, but %s answered", ip6, n, got6)
+	if want := election.Owner([]string{"node1", "node2", "node3"}, ips[0]); owner != want {
+		t.Errorf("ServiceL2Status names %s, but the election for the first IP %s says %s", owner, ips[0], want)
 	}
-	want6 := election.Owner([]string{"node1", "node2", "node3"}, ip6)
-	if got6 != want6 {
-		t.Errorf("IPv6 VIP answered by %s, election says %s", got6, want6)
+	if got := e.waitCurl(ip4, anyNode); got != owner {
+		t.Errorf("IPv4 %s answered by %s, want the Service's owner %s", ip4, got, owner)
+	}
+	if got := e.waitCurl(ip6, anyNode); got != owner {
+		t.Errorf("IPv6 %s answered by %s, want the Service's owner %s", ip6, got, owner)
+	}
+	if n := e.neighborNode(ip6); n != owner {
+		t.Errorf("the client's IPv6 neighbour entry for %s points at %s, want %s", ip6, n, owner)
+	}
+	if got := e.arpAnswerers(ip4); len(got) != 1 || e.nodeOfMAC(got[0]) != owner {
+		t.Errorf("ARP answers for %s came from %v, want only %s", ip4, got, owner)
+	}
+	if got, err := e.announcers("dual"); err != nil || !slices.Equal(got, []string{owner}) {
+		t.Errorf("ServiceL2Status nodes of dual = %v (%v), want one, %s", got, err, owner)
 	}
 }
 
