@@ -687,7 +687,11 @@ func TestBGPCommunitiesLocalPrefAggregationAndUpdate(t *testing.T) {
 		t.Errorf("sessions reset by an advertisement change: FRR counters (established, dropped) before %v, after %v", before, after)
 	}
 	for _, addr := range all {
-		if n, err := e.frr.Neighbor(t.Context(), addr); err != nil || n.State != "Established" || n.Uptime < time.Since(changed) {
+		// FRR counts uptime in whole seconds (bgpTimerUpMsec is seconds
+		// times 1000), so a session up since before the change may show
+		// up to a second less than the time since the change; only an
+		// uptime shorter by more than that proves a new session.
+		if n, err := e.frr.Neighbor(t.Context(), addr); err != nil || n.State != "Established" || n.Uptime+time.Second <= time.Since(changed) {
 			t.Errorf("session with %s after the change: %+v, %v", addr, n, err)
 		}
 	}
