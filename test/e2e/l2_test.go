@@ -388,3 +388,41 @@ func TestL2ServiceEventsAndMetrics(t *testing.T) {
 		}
 	}
 }
+
+// TestL2LastSurvivorTakesOver kills two of the three speakers at once, the
+// owner among them: the start-up waits must not hold back a speaker that was
+// already running, so the last one standing takes the Service over (the
+// failover benchmark times it) and says so in the ServiceL2Status.
+func TestL2LastSurvivorTakesOver(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	e.applyL2(e.defaultPool(), nil)
+	ip := v4(e.createService("web", []string{"node1", "node2", "node3"}, nil))
+	owner := e.waitAnnouncer("web", anyNode)
+	e.waitCurl(ip, func(n string) bool { return n == owner })
+
+	var survivor string
+	var victims []string
+	for _, n := range e.lab.Nodes {
+		if n.Name != owner && survivor == "" {
+			survivor = n.Name
+			continue
+		}
+		victims = append(victims, n.Name)
+	}
+	for _, v := range victims {
+		if err := e.speakers[v].Kill(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	killed := time.Now()
+	if got := e.waitCurl(ip, func(n string) bool { return n == survivor }); got != survivor {
+		t.Fatalf("answered by %s, want the survivor %s", got, survivor)
+	}
+	t.Logf("speakers of %v killed: the survivor %s answered after %s", victims, survivor, time.Since(killed).Round(time.Millisecond))
+	if got := e.waitAnnouncer("web", func(n string) bool { return n == survivor }); got != survivor {
+		t.Fatalf("ServiceL2Status names %s, want %s", got, survivor)
+	}
+	if got := e.arpAnswerers(ip); len(got) != 1 || e.nodeOfMAC(got[0]) != survivor {
+		t.Errorf("ARP answers for %s from %v, want only %s", ip, got, survivor)
+	}
+}
