@@ -66,6 +66,39 @@ func TestRequestedIPs(t *testing.T) {
 	}
 	e.waitEvent(e.app, "thief", "IPInUse")
 
+	// From another namespace the refusal names nothing of the holder: not
+	// its name, not its namespace, not its sharing key (which would let
+	// the tenant join the address).
+	other := "tenant-of-" + strings.TrimPrefix(e.app, "app-")
+	e.create(&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: other}})
+	vault := e.svc("vault", func(s *corev1.Service) {
+		s.Annotations = map[string]string{request.AnnotationLoadBalancerIPs: "198.18.11.30", request.AnnotationAllowSharedIP: "holders-secret"}
+	})
+	e.create(vault)
+	e.waitIPs("vault", "198.18.11.30")
+	for _, probe := range []struct{ name, ip, key string }{
+		{"probe-unshared", "198.18.11.7", "guess"},
+		{"probe-keyed", "198.18.11.30", "guess"},
+	} {
+		s := e.svc(probe.name, func(s *corev1.Service) {
+			s.Namespace = other
+			s.Annotations = map[string]string{request.AnnotationLoadBalancerIPs: probe.ip, request.AnnotationAllowSharedIP: probe.key}
+		})
+		e.create(s)
+		msg := e.waitPendingIn(other, probe.name, "IPInUse")
+		ev := e.waitEvent(other, probe.name, "IPInUse")
+		for _, text := range []string{msg, ev} {
+			for _, secret := range []string{e.app + "/", "annotation", "vault", "holders-secret"} {
+				if strings.Contains(text, secret) {
+					t.Errorf("%s: the refusal %q shows %q, which belongs to another namespace", probe.name, text, secret)
+				}
+			}
+			if !strings.Contains(text, "another namespace") || !strings.Contains(text, probe.ip) {
+				t.Errorf("%s: the refusal %q does not say the address is held in another namespace", probe.name, text)
+			}
+		}
+	}
+
 	// Both request spellings at once is an error naming the field.
 	e.createSvc("both", func(s *corev1.Service) {
 		s.Annotations = map[string]string{request.AnnotationLoadBalancerIPs: "198.18.11.20"}

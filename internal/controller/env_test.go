@@ -270,10 +270,16 @@ func ips(s *corev1.Service) []string {
 // the last state seen.
 func (e *env) waitFor(name, what string, cond func(*corev1.Service) bool) *corev1.Service {
 	e.t.Helper()
+	return e.waitForIn(e.app, name, what, cond)
+}
+
+// waitForIn is waitFor for a Service in another namespace.
+func (e *env) waitForIn(namespace, name, what string, cond func(*corev1.Service) bool) *corev1.Service {
+	e.t.Helper()
 	var last *corev1.Service
 	err := wait.PollUntilContextTimeout(e.ctx, 20*time.Millisecond, 20*time.Second, true, func(ctx context.Context) (bool, error) {
 		s := &corev1.Service{}
-		if err := e.c.Get(ctx, client.ObjectKey{Namespace: e.app, Name: name}, s); err != nil {
+		if err := e.c.Get(ctx, client.ObjectKey{Namespace: namespace, Name: name}, s); err != nil {
 			return false, client.IgnoreNotFound(err)
 		}
 		last = s
@@ -304,7 +310,13 @@ func (e *env) waitIPs(name string, want ...string) *corev1.Service {
 // with the given reason, and returns the condition message.
 func (e *env) waitPending(name, reason string) string {
 	e.t.Helper()
-	s := e.waitFor(name, "condition reason "+reason, func(s *corev1.Service) bool {
+	return e.waitPendingIn(e.app, name, reason)
+}
+
+// waitPendingIn is waitPending for a Service in another namespace.
+func (e *env) waitPendingIn(namespace, name, reason string) string {
+	e.t.Helper()
+	s := e.waitForIn(namespace, name, "condition reason "+reason, func(s *corev1.Service) bool {
 		c := meta.FindStatusCondition(s.Status.Conditions, controller.ConditionIPAllocated)
 		return c != nil && c.Status == metav1.ConditionFalse && c.Reason == reason
 	})

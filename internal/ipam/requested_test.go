@@ -90,13 +90,13 @@ func TestRequestedIPs(t *testing.T) {
 				s := holder("10.0.0.5", "ns/x", "k", "")
 				return s
 			},
-			wantReason: ReasonIPInUse, wantMsg: []string{"10.0.0.5", "other/holder", "no allow-shared-ip"},
+			wantReason: ReasonIPInUse, wantMsg: []string{"10.0.0.5", "held by a Service in another namespace that cannot share it", "same allow-shared-ip key"},
 		},
 		{
 			name:       "in use, requester has no sharing key",
 			before:     []*Service{holder("10.0.0.5", "other/holder", "k", "")},
 			svc:        func() *Service { return holder("10.0.0.5", "ns/x", "", "") },
-			wantReason: ReasonIPInUse, wantMsg: []string{"other/holder", "this Service does not allow sharing"},
+			wantReason: ReasonIPInUse, wantMsg: []string{"held by a Service in another namespace", "this Service does not allow sharing"},
 		},
 		{
 			name:     "shareable: same key, different ports",
@@ -108,7 +108,7 @@ func TestRequestedIPs(t *testing.T) {
 			name:       "port overlap refuses",
 			before:     []*Service{holder("10.0.0.5", "other/holder", "k", "", 80, 8080)},
 			svc:        func() *Service { return holder("10.0.0.5", "ns/x", "k", "", 80) },
-			wantReason: ReasonIPInUse, wantMsg: []string{"other/holder", "TCP/80"},
+			wantReason: ReasonIPInUse, wantMsg: []string{"held by a Service in another namespace", "no port in common"},
 		},
 		{
 			name:   "same port number on another protocol shares",
@@ -124,13 +124,13 @@ func TestRequestedIPs(t *testing.T) {
 			name:       "different sharing key refuses",
 			before:     []*Service{holder("10.0.0.5", "other/holder", "k1", "", 80)},
 			svc:        func() *Service { return holder("10.0.0.5", "ns/x", "k2", "", 443) },
-			wantReason: ReasonIPInUse, wantMsg: []string{"other/holder", `"k1"`, `"k2"`},
+			wantReason: ReasonIPInUse, wantMsg: []string{"held by a Service in another namespace", "same allow-shared-ip key"},
 		},
 		{
 			name:       "different backend key refuses",
 			before:     []*Service{holder("10.0.0.5", "other/holder", "k", "", 80)},
 			svc:        func() *Service { return holder("10.0.0.5", "ns/x", "k", "app=web", 443) },
-			wantReason: ReasonIPInUse, wantMsg: []string{"other/holder", "backends"},
+			wantReason: ReasonIPInUse, wantMsg: []string{"held by a Service in another namespace", "same backends"},
 		},
 		{
 			name: "requested family the Service lacks",

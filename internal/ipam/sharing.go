@@ -27,22 +27,45 @@ type shareGroup struct {
 }
 
 // conflict explains why two Services cannot share an address, or returns
-// "" when they can.
+// "" when they can. The explanation is shown to the owner of s (in an Event
+// and a condition on s), so it names nothing of another namespace: the
+// holder's allow-shared-ip key is the only credential for sharing, and a
+// Service in another namespace that learnt it could join the address. The
+// holder is named only when it lives in the same namespace as s, and its
+// key never; the message still says what to change. Across namespaces
+// every refusal reads the same, whatever the reason: distinct messages for
+// "wrong key" and "right key, but a port clashes" would let a tenant test
+// guesses of another namespace's key.
 func conflict(s, h *svcRecord) string {
+	holder := "Service " + h.key
+	if h.namespace != s.namespace {
+		switch {
+		case s.sharingKey == "":
+			return "this Service does not allow sharing (it has no allow-shared-ip annotation) and the address is held by a Service in another namespace"
+		case h.sharingKey != s.sharingKey || h.backendKey != s.backendKey || overlaps(s.ports, h.ports):
+			return "the address is held by a Service in another namespace that cannot share it with this one: sharing needs the same allow-shared-ip key, the same backends (externalTrafficPolicy and pod selector) and no port in common"
+		}
+		return ""
+	}
 	switch {
 	case h.sharingKey == "":
-		return fmt.Sprintf("Service %s does not allow sharing (it has no allow-shared-ip annotation)", h.key)
+		return holder + " holds it and does not allow sharing (it has no allow-shared-ip annotation)"
 	case s.sharingKey == "":
-		return fmt.Sprintf("this Service does not allow sharing (it has no allow-shared-ip annotation) and the address is held by Service %s", h.key)
+		return "this Service does not allow sharing (it has no allow-shared-ip annotation) and the address is held by " + holder
 	case s.sharingKey != h.sharingKey:
-		return fmt.Sprintf("Service %s has allow-shared-ip key %q and this Service has %q", h.key, h.sharingKey, s.sharingKey)
+		return fmt.Sprintf("%s holds it with an allow-shared-ip key other than this Service's %q", holder, s.sharingKey)
 	case s.backendKey != h.backendKey:
-		return fmt.Sprintf("Service %s selects different backends (externalTrafficPolicy or pod selector differs), so the address cannot be announced for both", h.key)
+		return holder + " selects different backends (externalTrafficPolicy or pod selector differs), so the address cannot be announced for both"
 	}
 	if p, ok := firstOverlap(s.ports, h.ports); ok {
-		return fmt.Sprintf("both this Service and Service %s use port %s", h.key, p)
+		return fmt.Sprintf("both this Service and %s use port %s", holder, p)
 	}
 	return ""
+}
+
+func overlaps(a, b []Port) bool {
+	_, ok := firstOverlap(a, b)
+	return ok
 }
 
 // firstOverlap walks two sorted port lists in step.

@@ -1,6 +1,9 @@
 package ipam
 
 import (
+	"errors"
+	"fmt"
+	"strings"
 	"testing"
 )
 
@@ -135,4 +138,64 @@ func TestSharingGroupFastPath(t *testing.T) {
 	s := svc("ns/other")
 	s.SharingKey, s.Ports = "k", tcp(443)
 	checkResult(t, mustEnsure(t, a, s), nil, "p", "10.0.0.0", "")
+}
+
+// TestRefusalsLeakNothingAcrossNamespaces checks every way a requested
+// address can be refused as in use: the message shown to the requester
+// never carries the holder's sharing key (the credential for joining its
+// address), and names the holder only when both live in one namespace.
+func TestRefusalsLeakNothingAcrossNamespaces(t *testing.T) {
+	const secret = "holders-secret-key"
+	type variant struct {
+		name                string
+		holderKey, ownKey   string
+		holderBack, ownBack string
+		holderPort, ownPort int32
+		wantInMsg           string
+	}
+	variants := []variant{
+		{name: "holder does not share", ownKey: "mine", holderPort: 80, ownPort: 443, wantInMsg: "does not allow sharing"},
+		{name: "requester does not share", holderKey: secret, holderPort: 80, ownPort: 443, wantInMsg: "this Service does not allow sharing"},
+		{name: "keys differ", holderKey: secret, ownKey: "mine", holderPort: 80, ownPort: 443, wantInMsg: `key other than this Service's "mine"`},
+		{name: "backends differ", holderKey: secret, ownKey: secret, holderBack: "app=a", ownBack: "app=b", holderPort: 80, ownPort: 443, wantInMsg: "different backends"},
+		{name: "ports overlap", holderKey: secret, ownKey: secret, holderPort: 80, ownPort: 80, wantInMsg: "TCP/80"},
+	}
+	for _, v := range variants {
+		for _, sameNS := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s/same namespace %v", v.name, sameNS), func(t *testing.T) {
+				a := newAlloc(t, mkPool(t, "a", "198.18.0.0/24"))
+				h := svc("victim/db")
+				h.RequestedIPs, h.SharingKey, h.BackendKey, h.Ports = addrs("198.18.0.5"), v.holderKey, v.holderBack, tcp(v.holderPort)
+				mustEnsure(t, a, h)
+				key := "attacker/probe"
+				if sameNS {
+					key = "victim/probe"
+				}
+				s := svc(key)
+				s.RequestedIPs, s.SharingKey, s.BackendKey, s.Ports = addrs("198.18.0.5"), v.ownKey, v.ownBack, tcp(v.ownPort)
+				_, err := a.Ensure(s)
+				var e *Error
+				if !errors.As(err, &e) || e.Reason != ReasonIPInUse {
+					t.Fatalf("Ensure = %v, want an %s error", err, ReasonIPInUse)
+				}
+				want := v.wantInMsg
+				if !sameNS && v.ownKey != "" {
+					// One message for every reason across namespaces.
+					want = "held by a Service in another namespace that cannot share it with this one: sharing needs the same allow-shared-ip key, the same backends (externalTrafficPolicy and pod selector) and no port in common"
+				}
+				if !strings.Contains(e.Message, want) {
+					t.Errorf("message %q does not say %q", e.Message, want)
+				}
+				if v.ownKey != secret && strings.Contains(e.Message, secret) {
+					t.Errorf("message %q quotes the holder's sharing key", e.Message)
+				}
+				if named := strings.Contains(e.Message, "victim/db"); named != sameNS {
+					t.Errorf("message %q names the holder: %v, want %v", e.Message, named, sameNS)
+				}
+				if !sameNS && strings.Contains(e.Message, "victim") {
+					t.Errorf("message %q names the holder's namespace", e.Message)
+				}
+			})
+		}
+	}
 }
