@@ -123,3 +123,31 @@ func lastAddr(p netip.Prefix) netip.Addr {
 	}
 	return out
 }
+
+// The reserved blocks that can never be a load-balancer address or a BGP
+// peer: announcing one would hijack the nodes' own loopback or multicast
+// traffic, or answer for "any address" or "every host".
+var reservedBlocks = []struct {
+	prefix netip.Prefix
+	what   string
+}{
+	{netip.MustParsePrefix("0.0.0.0/32"), "the unspecified address 0.0.0.0"},
+	{netip.MustParsePrefix("127.0.0.0/8"), "loopback addresses (127.0.0.0/8)"},
+	{netip.MustParsePrefix("224.0.0.0/4"), "multicast addresses (224.0.0.0/4)"},
+	{netip.MustParsePrefix("255.255.255.255/32"), "the broadcast address 255.255.255.255"},
+	{netip.MustParsePrefix("::/128"), "the unspecified address ::"},
+	{netip.MustParsePrefix("::1/128"), "the loopback address ::1"},
+	{netip.MustParsePrefix("ff00::/8"), "multicast addresses (ff00::/8)"},
+}
+
+// reserved returns what reserved block the range [first, last] reaches
+// into, or "" when it reaches none.
+func reserved(r Range) string {
+	for _, b := range reservedBlocks {
+		lo, hi := b.prefix.Addr(), lastAddr(b.prefix)
+		if r.First.Is4() == lo.Is4() && r.First.Compare(hi) <= 0 && lo.Compare(r.Last) <= 0 {
+			return b.what
+		}
+	}
+	return ""
+}

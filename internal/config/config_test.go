@@ -199,8 +199,8 @@ func TestParsePools(t *testing.T) {
 			name: "adjacent entries and families do not overlap",
 			res: Resources{Pools: []v1beta1.IPAddressPool{
 				pool("blue", "198.18.0.0/25", "2001:db8::/64"),
-				pool("red", "198.18.0.128-198.18.0.255", "0.0.0.0/32"),
-				pool("green", "::/127"),
+				pool("red", "198.18.0.128-198.18.0.255", "198.19.0.0/32"),
+				pool("green", "2001:db8:1::/127"),
 			}},
 			check: func(t *testing.T, c *Config) {
 				if len(c.Pools) != 3 {

@@ -24,6 +24,8 @@ const (
 	maxBGPTimer = 65535 * time.Second
 	// passwordKey is the key of a basic-auth Secret holding the password.
 	passwordKey = "password"
+	// maxMD5Password is Linux's TCP_MD5SIG_MAXKEYLEN.
+	maxMD5Password = 80
 )
 
 // peerContext is what the peer rules need from the other kinds.
@@ -109,6 +111,11 @@ func (c *collector) parsePeer(o *v1beta2.BGPPeer, secrets map[secretKey]*corev1.
 	}
 	if s.PeerAddress != "" {
 		p.Addr = c.address(ref, "spec.peerAddress", s.PeerAddress)
+		if p.Addr.IsValid() {
+			if what := reserved(Range{First: p.Addr, Last: p.Addr}); what != "" {
+				c.fail(ref, "spec.peerAddress", "%s is reserved (%s) and can never be a BGP peer", p.Addr, what)
+			}
+		}
 	}
 	if s.SourceAddress != "" {
 		p.SourceAddr = c.address(ref, "spec.sourceAddress", s.SourceAddress)
@@ -132,6 +139,15 @@ func (c *collector) parsePeer(o *v1beta2.BGPPeer, secrets map[secretKey]*corev1.
 
 	c.checkTimers(ref, s, p)
 	p.Password = c.password(ref, o, secrets)
+	if len(p.Password) > maxMD5Password {
+		// The kernel refuses a longer TCP-MD5 key (TCP_MD5SIG_MAXKEYLEN),
+		// and the session would silently never come up.
+		field := "spec.password"
+		if s.PasswordSecret.Name != "" {
+			field = "spec.passwordSecret.name"
+		}
+		c.fail(ref, field, "the password has %d bytes; TCP-MD5 keys are at most %d bytes", len(p.Password), maxMD5Password)
+	}
 	if s.BFDProfile != "" && profiles.byName[s.BFDProfile] == nil {
 		c.fail(ref, "spec.bfdProfile", "BFDProfile %q does not exist", s.BFDProfile)
 	}

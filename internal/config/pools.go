@@ -162,6 +162,10 @@ func (c *collector) parsePool(o *v1beta1.IPAddressPool) *parsedPool {
 			c.fail(ref, fmt.Sprintf("spec.addresses[%d]", i), "%v", err)
 			continue
 		}
+		if what := reserved(r); what != "" {
+			c.fail(ref, fmt.Sprintf("spec.addresses[%d]", i), "%q contains %s, which can never be a load-balancer address", text, what)
+			continue
+		}
 		pp.entries = append(pp.entries, poolEntry{pool: pp, index: i, text: text, r: r})
 		pp.pool.Ranges = append(pp.pool.Ranges, r)
 		pp.pool.CIDRs = append(pp.pool.CIDRs, cidrs...)

@@ -80,6 +80,11 @@ type Options struct {
 	Now func() time.Time
 }
 
+// MinInterval is the shortest heartbeat interval New accepts: every speaker
+// sends one packet per peer per interval, so a shorter one floods the node
+// network (and the expiry check, four times per interval, would spin).
+const MinInterval = 10 * time.Millisecond
+
 // DefaultOptions returns the timers described in the package comment.
 func DefaultOptions(node string) Options {
 	return Options{Node: node, Port: 7946, Interval: 100 * time.Millisecond, Timeout: 400 * time.Millisecond}
@@ -129,8 +134,14 @@ func New(log *slog.Logger, opts Options) (*Detector, error) {
 	if opts.Node == "" || len(opts.Node) > maxName {
 		return nil, fmt.Errorf("membership: node name %q must have 1 to %d characters", opts.Node, maxName)
 	}
-	if opts.Interval <= 0 || opts.Timeout <= opts.Interval {
+	if opts.Interval < MinInterval {
+		return nil, fmt.Errorf("membership: interval %s is shorter than the minimum %s", opts.Interval, MinInterval)
+	}
+	if opts.Timeout <= opts.Interval {
 		return nil, fmt.Errorf("membership: timeout %s must be longer than interval %s", opts.Timeout, opts.Interval)
+	}
+	if opts.SettleMax < 0 {
+		return nil, fmt.Errorf("membership: settle bound %s is negative", opts.SettleMax)
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now

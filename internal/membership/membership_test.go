@@ -436,3 +436,22 @@ func TestStaggeredStartsAgree(t *testing.T) {
 		}
 	}
 }
+
+// TestNewRefusesBadTimers checks the flag values that would make Run panic
+// (a zero ticker) or flood the network: each is a clear error instead.
+func TestNewRefusesBadTimers(t *testing.T) {
+	for _, o := range []Options{
+		{Interval: 3 * time.Nanosecond, Timeout: 400 * time.Millisecond},
+		{Interval: 0, Timeout: 400 * time.Millisecond},
+		{Interval: -time.Second, Timeout: 400 * time.Millisecond},
+		{Interval: 100 * time.Millisecond, Timeout: 100 * time.Millisecond},
+		{Interval: 100 * time.Millisecond, Timeout: 400 * time.Millisecond, SettleMax: -time.Second},
+	} {
+		o.Node, o.Listen, o.Port = "n1", netip.MustParseAddr("127.0.0.1"), 0
+		d, err := New(slog.New(slog.DiscardHandler), o)
+		if err == nil {
+			d.Close()
+			t.Errorf("New accepted interval %s, timeout %s, settle %s", o.Interval, o.Timeout, o.SettleMax)
+		}
+	}
+}
