@@ -154,7 +154,7 @@ func (b *bench) loadedFailover(ctx context.Context, owned map[string]int) ([]tri
 func (b *bench) serviceOwnedBy(ctx context.Context, node string) (string, error) {
 	var list v1beta1.ServiceL2StatusList
 	if err := b.c.List(ctx, &list, client.InNamespace(installNS),
-		client.MatchingLabels{speaker.LabelServiceNamespace: appNS, speaker.LabelNode: node}); err != nil {
+		client.MatchingLabels{speaker.LabelServiceNamespace: appNS, speaker.LabelNode: speaker.LabelValue(node)}); err != nil {
 		return "", err
 	}
 	var names []string

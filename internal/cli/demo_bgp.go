@@ -136,7 +136,7 @@ func demoApplyBGPConfig(ctx context.Context, d *demoRun) error {
 	nodes := demoNodeNames(l)
 	err = d.waitFor(ctx, 60*time.Second, "waiting for every node's BGP session and BFD", func(ctx context.Context) (bool, error) {
 		var list v1beta1.BGPSessionStateList
-		if err := d.c.List(ctx, &list, client.InNamespace(demoInstallNS), client.MatchingLabels{speaker.LabelPeer: demoPeer}); err != nil {
+		if err := d.c.List(ctx, &list, client.InNamespace(demoInstallNS), client.MatchingLabels{speaker.LabelPeer: speaker.LabelValue(demoPeer)}); err != nil {
 			return false, err
 		}
 		var up []string

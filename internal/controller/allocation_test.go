@@ -121,6 +121,21 @@ func TestRequestedIPs(t *testing.T) {
 		t.Errorf("event %q does not say what is wrong", ev)
 	}
 
+	// A message built from a huge bad value still reaches the user: the
+	// API refuses an Event note over 1 KiB, and would refuse the status
+	// patch carrying a condition message over 32 KiB.
+	huge := strings.Repeat("x", 40<<10)
+	e.createSvc("huge", func(s *corev1.Service) {
+		s.Annotations = map[string]string{request.AnnotationLoadBalancerIPs: "198.18.11.5," + huge}
+	})
+	msg = e.waitPending("huge", controller.ReasonInvalidService)
+	if !strings.Contains(msg, request.AnnotationLoadBalancerIPs) || len(msg) > 32768 {
+		t.Errorf("condition message of %d bytes does not name the annotation, or is over the limit", len(msg))
+	}
+	if ev := e.waitEvent(e.app, "huge", controller.ReasonInvalidService); !strings.Contains(ev, request.AnnotationLoadBalancerIPs) || len(ev) > 1024 {
+		t.Errorf("event note of %d bytes does not name the annotation, or is over the limit", len(ev))
+	}
+
 	// An address outside every pool.
 	e.createSvc("outside", func(s *corev1.Service) { s.Spec.LoadBalancerIP = "198.18.99.1" })
 	e.waitPending("outside", "IPNotInPool")

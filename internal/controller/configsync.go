@@ -22,6 +22,7 @@ import (
 	"github.com/keeperlb/keeperlb/api/v1beta1"
 	"github.com/keeperlb/keeperlb/internal/config"
 	"github.com/keeperlb/keeperlb/internal/configread"
+	"github.com/keeperlb/keeperlb/internal/kubeobj"
 )
 
 // ConfigurationStateName is the name of the ConfigurationState object in which
@@ -134,9 +135,7 @@ func (c *configSync) reportInvalid(objects map[string]client.Object, err error) 
 // writeState records the outcome in the ConfigurationState named
 // "controller", creating it when missing, and writes only on change.
 func (c *configSync) writeState(ctx context.Context, result, summary string) error {
-	if len(summary) > maxErrorSummary {
-		summary = summary[:maxErrorSummary] + "... (truncated)"
-	}
+	summary = kubeobj.Truncate(summary, maxErrorSummary)
 	key := types.NamespacedName{Namespace: c.namespace, Name: ConfigurationStateName}
 	cs := &v1beta1.ConfigurationState{}
 	if err := c.client.Get(ctx, key, cs); err != nil {

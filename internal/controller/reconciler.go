@@ -19,6 +19,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	"github.com/keeperlb/keeperlb/internal/ipam"
+	"github.com/keeperlb/keeperlb/internal/kubeobj"
 	"github.com/keeperlb/keeperlb/internal/request"
 )
 
@@ -271,6 +272,10 @@ func (r *serviceReconciler) condition(svc *serviceView, want desired) ([]metav1.
 		c.Reason = want.failure.reason
 		c.Message = want.failure.message
 	}
+	// Bounded here, where the desired condition is made, so that it
+	// compares equal to what the API stored and is not patched again on
+	// every pass.
+	c.Message = kubeobj.Truncate(c.Message, kubeobj.MaxConditionMessage)
 	changed := meta.SetStatusCondition(&conds, c)
 	return conds, changed
 }

@@ -251,7 +251,7 @@ func Run(ctx context.Context, restCfg *rest.Config, opts Options, log *slog.Logg
 	}
 
 	st := newState()
-	events := recorder{rec: mgr.GetEventRecorder("keeperlb-controller")}
+	events := recorder{rec: kubeobj.BoundedRecorder(mgr.GetEventRecorder("keeperlb-controller"))}
 	cs := &configSync{client: mgr.GetClient(), namespace: opts.Namespace, state: st, events: events, log: log.With("component", "config")}
 	svcRec := &serviceReconciler{client: mgr.GetClient(), services: services, state: st, lbClass: opts.LBClass, events: events, log: log.With("component", "service")}
 

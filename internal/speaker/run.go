@@ -202,7 +202,7 @@ func Run(ctx context.Context, restCfg *rest.Config, opts Options, log *slog.Logg
 
 	// Session changes come from GoBGP's goroutines: each becomes an Event
 	// on the BGPPeer and a pass, which rewrites BGPSessionState.
-	rec := mgr.GetEventRecorder("keeperlb-speaker")
+	rec := kubeobj.BoundedRecorder(mgr.GetEventRecorder("keeperlb-speaker"))
 	sessionChanged := make(chan struct{}, 1)
 	engine, err := bgp.New(log.With("component", "bgp"), reg, bgp.Options{
 		OnSessionChange: func(s bgp.SessionState) {

@@ -11,6 +11,7 @@ import (
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/validation"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/keeperlb/keeperlb/api/v1beta1"
@@ -36,10 +37,25 @@ func statusName(prefix, node, about string) string {
 	return prefix + hex.EncodeToString(sum[:10])
 }
 
+// LabelValue is the value of LabelNode or LabelPeer for a node or peer
+// name. Node and object names may have up to 253 characters and a label
+// value at most 63, and the API server refuses an object with a longer one:
+// a name that fits is used as it is (so `-l metallb.io/node=NAME` works as
+// under MetalLB), a longer one becomes its first 46 characters, a dash and
+// 16 hex digits of its SHA-256, which is stable and still unique.
+func LabelValue(name string) string {
+	if len(validation.IsValidLabelValue(name)) == 0 {
+		return name
+	}
+	sum := sha256.Sum256([]byte(name))
+	head := strings.TrimRight(name[:min(len(name), 46)], "-_.")
+	return head + "-" + hex.EncodeToString(sum[:8])
+}
+
 // serviceLabels are the labels of a status object about Service key.
 func serviceLabels(node, key string) map[string]string {
 	ns, name, _ := strings.Cut(key, "/")
-	return map[string]string{LabelNode: node, LabelServiceName: name, LabelServiceNamespace: ns}
+	return map[string]string{LabelNode: LabelValue(node), LabelServiceName: name, LabelServiceNamespace: ns}
 }
 
 // syncStatuses makes the status objects in have (this node's, of one kind)
@@ -108,15 +124,19 @@ func syncL2Statuses(ctx context.Context, c client.Client, ns, node string, want 
 	}
 	var errs []error
 	var mine []*v1beta1.ServiceL2Status
+	alive := make(map[string]bool, len(live))
+	for _, n := range live {
+		alive[LabelValue(n)] = true
+	}
 	for i := range list.Items {
 		st := &list.Items[i]
 		owner := st.Labels[LabelNode]
-		if owner == node {
+		if owner == LabelValue(node) {
 			mine = append(mine, st)
 			continue
 		}
 		key := st.Labels[LabelServiceNamespace] + "/" + st.Labels[LabelServiceName]
-		if _, taken := want[key]; taken && !slices.Contains(live, owner) {
+		if _, taken := want[key]; taken && !alive[owner] {
 			if err := c.Delete(ctx, st); err != nil && !apierrors.IsNotFound(err) {
 				errs = append(errs, err)
 			}
@@ -149,7 +169,7 @@ func syncL2Statuses(ctx context.Context, c client.Client, ns, node string, want 
 // advertises, naming the peers that receive it.
 func syncBGPStatuses(ctx context.Context, c client.Client, ns, node string, adverts []bgp.ServiceAdvert) error {
 	var list v1beta1.ServiceBGPStatusList
-	if err := c.List(ctx, &list, client.InNamespace(ns), client.MatchingLabels{LabelNode: node}); err != nil {
+	if err := c.List(ctx, &list, client.InNamespace(ns), client.MatchingLabels{LabelNode: LabelValue(node)}); err != nil {
 		return fmt.Errorf("listing ServiceBGPStatus: %w", err)
 	}
 	have := make([]*v1beta1.ServiceBGPStatus, len(list.Items))
@@ -180,7 +200,7 @@ func syncBGPStatuses(ctx context.Context, c client.Client, ns, node string, adve
 // syncSessionStates writes one BGPSessionState per session of this node.
 func syncSessionStates(ctx context.Context, c client.Client, ns, node string, sessions []bgp.SessionState) error {
 	var list v1beta1.BGPSessionStateList
-	if err := c.List(ctx, &list, client.InNamespace(ns), client.MatchingLabels{LabelNode: node}); err != nil {
+	if err := c.List(ctx, &list, client.InNamespace(ns), client.MatchingLabels{LabelNode: LabelValue(node)}); err != nil {
 		return fmt.Errorf("listing BGPSessionState: %w", err)
 	}
 	have := make([]*v1beta1.BGPSessionState, len(list.Items))
@@ -195,7 +215,7 @@ func syncSessionStates(ctx context.Context, c client.Client, ns, node string, se
 			bfd = "N/A"
 		}
 		want[name] = &v1beta1.BGPSessionState{
-			ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name, Labels: map[string]string{LabelNode: node, LabelPeer: s.Peer}},
+			ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name, Labels: map[string]string{LabelNode: LabelValue(node), LabelPeer: LabelValue(s.Peer)}},
 			Status: v1beta1.BGPSessionStateStatus{Node: node, Peer: s.Address.String(), BGPStatus: s.State, BFDStatus: bfd,
 				Reason: s.Reason, Message: s.Message},
 		}
