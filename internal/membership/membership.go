@@ -117,6 +117,9 @@ type Detector struct {
 	// settled is what Ready reports: ready, and every peer heard from is
 	// ready too (or SettleMax passed since ready). It latches.
 	settled bool
+	// ineligible keeps the ready bit of heartbeats off whatever ready
+	// says: see SetEligible.
+	ineligible bool
 	live    []string // last computed, sorted
 	rejoins uint64   // see Rejoins
 }
@@ -197,6 +200,18 @@ func (d *Detector) SetPeers(peers []Peer) {
 	d.recomputeLocked(d.opts.Now())
 }
 
+// SetEligible says whether this speaker may be a candidate at all. While it
+// may not, its heartbeats say "not ready", so every peer leaves it out of
+// Live and keeps (or takes over) what it would own. A speaker that has no
+// configuration to act on (it started while the configuration does not
+// parse) must not be elected: it would be given Services it cannot
+// announce. Call it before the first SetPeers, since heartbeats start then.
+func (d *Detector) SetEligible(eligible bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.ineligible = !eligible
+}
+
 // Live returns the speakers that are alive and ready, this one included
 // (even before it is ready: a speaker always counts itself), sorted.
 func (d *Detector) Live() []string {
@@ -272,7 +287,7 @@ func (d *Detector) leave() {
 
 func (d *Detector) send() {
 	d.mu.Lock()
-	ready := d.ready
+	ready := d.ready && !d.ineligible
 	d.mu.Unlock()
 	d.sendReady(ready)
 }

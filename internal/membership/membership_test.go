@@ -455,3 +455,67 @@ func TestNewRefusesBadTimers(t *testing.T) {
 		}
 	}
 }
+
+// TestIneligibleSpeakerSaysNotReady checks what peers hear from a speaker
+// that may not be a candidate (no configuration yet): "not ready", however
+// long it has been running, until it becomes eligible.
+func TestIneligibleSpeakerSaysNotReady(t *testing.T) {
+	recv, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.ParseIP("127.0.0.2")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer recv.Close()
+	port := recv.LocalAddr().(*net.UDPAddr).Port
+	d, err := New(slog.New(slog.DiscardHandler), Options{
+		Node: "n1", Listen: netip.MustParseAddr("127.0.0.1"), Port: port,
+		Interval: 20 * time.Millisecond, Timeout: 80 * time.Millisecond, SettleMax: 80 * time.Millisecond,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.SetEligible(false)
+	d.SetPeers([]Peer{{Name: "n2", Addr: netip.MustParseAddr("127.0.0.2")}})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { _ = d.Run(ctx); close(done) }()
+	defer func() { cancel(); <-done }()
+
+	// next returns the ready bit of the next heartbeat n2 receives.
+	next := func() bool {
+		t.Helper()
+		buf := make([]byte, 512)
+		if err := recv.SetReadDeadline(time.Now().Add(5 * time.Second)); err != nil {
+			t.Fatal(err)
+		}
+		n, _, err := recv.ReadFromUDP(buf)
+		if err != nil {
+			t.Fatalf("no heartbeat: %v", err)
+		}
+		hb, err := decode(buf[:n], nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return hb.ready
+	}
+	// Wait until the detector is ready by its own rules (SettleMax
+	// passes: n2 never answers), then check that it still says not ready.
+	deadline := time.Now().Add(5 * time.Second)
+	for !d.Ready() {
+		if time.Now().After(deadline) {
+			t.Fatal("the detector never became ready")
+		}
+		next()
+	}
+	for range 5 {
+		if next() {
+			t.Fatal("an ineligible speaker said it is ready")
+		}
+	}
+	d.SetEligible(true)
+	deadline = time.Now().Add(5 * time.Second)
+	for !next() {
+		if time.Now().After(deadline) {
+			t.Fatal("an eligible, ready speaker never said it is ready")
+		}
+	}
+}

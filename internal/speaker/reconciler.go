@@ -33,6 +33,7 @@ type announcer interface {
 
 // liveness is the membership detector as the reconciler uses it.
 type liveness interface {
+	SetEligible(bool)
 	SetPeers([]membership.Peer)
 	Live() []string
 	Ready() bool
@@ -79,7 +80,14 @@ func (r *reconciler) Reconcile(ctx context.Context, _ reconcile.Request) (reconc
 	if err := r.client.List(ctx, &nodes); err != nil {
 		return reconcile.Result{}, fmt.Errorf("listing Nodes: %w", err)
 	}
-	// Peers first: heartbeats are only accepted from known nodes, and
+	// The configuration before the peers: a speaker that has never had a
+	// configuration that parses (it started while an object is invalid)
+	// must not be a candidate, or it would be elected for Services it
+	// cannot announce and take them away from the nodes that do. The last
+	// good one stays in force once there is one.
+	r.loadConfig(ctx)
+	r.live.SetEligible(r.cfg != nil)
+	// Peers next: heartbeats are only accepted from known nodes, and
 	// readiness counts from the moment they are known.
 	peers := memberPeers(nodes.Items)
 	r.live.SetPeers(peers)
@@ -89,8 +97,6 @@ func (r *reconciler) Reconcile(ctx context.Context, _ reconcile.Request) (reconc
 	}
 	live := r.live.Live()
 	r.metrics.live.Set(float64(len(live)))
-
-	r.loadConfig(ctx)
 	var svcs corev1.ServiceList
 	if err := r.client.List(ctx, &svcs); err != nil {
 		return reconcile.Result{}, fmt.Errorf("listing Services: %w", err)
@@ -275,7 +281,11 @@ func (r *reconciler) loadConfig(ctx context.Context) {
 	}
 	if msg := err.Error(); msg != r.cfgErr {
 		r.cfgErr = msg
-		r.log.Warn("configuration rejected; keeping the last good one", "err", err)
+		if r.cfg == nil {
+			r.log.Warn("configuration rejected and none loaded before: this node announces nothing and is no candidate until it parses", "err", err)
+		} else {
+			r.log.Warn("configuration rejected; keeping the last good one", "err", err)
+		}
 	}
 }
 

@@ -15,6 +15,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/keeperlb/keeperlb/api/v1beta1"
+	"github.com/keeperlb/keeperlb/api/v1beta2"
 	"github.com/keeperlb/keeperlb/internal/election"
 	"github.com/keeperlb/keeperlb/internal/speaker"
 )
@@ -424,5 +425,63 @@ func TestL2LastSurvivorTakesOver(t *testing.T) {
 	}
 	if got := e.arpAnswerers(ip); len(got) != 1 || e.nodeOfMAC(got[0]) != survivor {
 		t.Errorf("ARP answers for %s from %v, want only %s", ip, got, survivor)
+	}
+}
+
+// TestL2InvalidConfigurationKeepsVIPsAnswered breaks the configuration (a
+// BGPPeer whose password Secret does not exist makes the whole set invalid)
+// and restarts the owner's speaker: starting with no configuration that
+// parses, it must not be a candidate, so another node takes the address
+// over and keeps it answered; once the configuration parses again the
+// owner takes it back.
+func TestL2InvalidConfigurationKeepsVIPsAnswered(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	e.applyL2(e.defaultPool(), nil)
+	ip := v4(e.createService("web", []string{"node1", "node2", "node3"}, nil))
+	owner := e.waitAnnouncer("web", anyNode)
+	e.waitCurl(ip, func(n string) bool { return n == owner })
+
+	bad := &v1beta2.BGPPeer{ObjectMeta: metav1.ObjectMeta{Namespace: installNS, Name: "broken"}, Spec: v1beta2.BGPPeerSpec{
+		MyASN: 64512, PeerASN: 64500, PeerAddress: e.lab.Client.IPv4.String(), // never dialled: the set is invalid
+		PasswordSecret: corev1.SecretReference{Name: "does-not-exist"},
+	}}
+	if err := e.c.Create(t.Context(), bad); err != nil {
+		t.Fatal(err)
+	}
+	// The running speakers keep their last good configuration: nothing
+	// moves.
+	never(t, 2*time.Second, "breaking the configuration", func() error {
+		if got := e.arpAnswerers(ip); len(got) != 1 || e.nodeOfMAC(got[0]) != owner {
+			return fmt.Errorf("ARP answers for %s from %v, want only %s", ip, got, owner)
+		}
+		return nil
+	})
+
+	if err := e.speakers[owner].Kill(); err != nil {
+		t.Fatal(err)
+	}
+	e.startSpeaker(owner)
+	next := e.waitCurl(ip, not(owner))
+	if got := e.neighborNode(ip); got != next {
+		t.Fatalf("the client's entry points at %s, but %s answered", got, next)
+	}
+	// The restarted speaker runs, hears its peers and is heard, but has
+	// no configuration: the address must stay with next all along.
+	never(t, 5*time.Second, "the owner restarting with an invalid configuration", func() error {
+		if got := e.arpAnswerers(ip); len(got) != 1 || e.nodeOfMAC(got[0]) != next {
+			return fmt.Errorf("ARP answers for %s from %v, want only %s", ip, got, next)
+		}
+		return nil
+	})
+
+	if err := e.c.Delete(t.Context(), bad); err != nil {
+		t.Fatal(err)
+	}
+	if got := e.waitCurl(ip, func(n string) bool { return n == owner }); got != owner {
+		t.Fatalf("after the configuration was fixed, answered by %s, want %s", got, owner)
+	}
+	e.waitMembers()
+	if got := e.waitAnnouncer("web", func(n string) bool { return n == owner }); got != owner {
+		t.Fatalf("ServiceL2Status names %s, want %s", got, owner)
 	}
 }
