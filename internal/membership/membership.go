@@ -19,11 +19,20 @@
 // 10 kB/s per node, which is acceptable for the cluster sizes layer 2 mode
 // serves (one broadcast domain).
 //
-// A heartbeat carries the sender's name, its incarnation (start time) and a
-// sequence number, and an HMAC-SHA256 over all of it with the shared key (the
-// memberlist secret), so an outsider can neither forge a speaker nor replay
-// an old heartbeat to keep a dead one alive. The source address must also be
-// the address of the named node.
+// A heartbeat carries the sender's name, its incarnation (a random number
+// drawn at start), a sequence number, the sender's current challenge and the
+// echo of the receiver's challenge, under an HMAC-SHA256 with the shared key
+// (the memberlist secret). Only a heartbeat that echoes one of the
+// receiver's last two challenges, which each speaker draws anew every ten
+// Intervals, keeps a peer alive: a recording replayed later, even to a
+// receiver that restarted and forgot what it had seen, echoes a challenge
+// the receiver no longer has, so it cannot keep a dead speaker alive. The
+// incarnation is not a clock, so a speaker whose clock steps back is
+// accepted like any other restart. The source address must be the address
+// of the named node, which is checked before the MAC so that a flood of
+// junk costs a map lookup, not a hash. A secondary key is accepted beside
+// the primary, which signs, so that a key is rotated without a split. See
+// docs/architecture.md (threat model) for what this does and does not stop.
 //
 // A speaker also says whether it is Ready. A starting speaker has not yet
 // heard from the others and would believe itself alone; its peers therefore
@@ -41,6 +50,7 @@ package membership
 import (
 	"context"
 	"crypto/hmac"
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/binary"
 	"errors"
@@ -52,6 +62,16 @@ import (
 	"sync"
 	"time"
 )
+
+// MinKeyLen is the shortest heartbeat key New accepts. A short key falls to
+// a brute-force search from one captured heartbeat (a 3-character key was
+// recovered in 38 ms); 16 random bytes cannot be.
+const MinKeyLen = 16
+
+// MinInterval is the shortest heartbeat interval New accepts: every speaker
+// sends one packet per peer per interval, so a shorter one floods the node
+// network (and the expiry check, four times per interval, would spin).
+const MinInterval = 10 * time.Millisecond
 
 // Options configures a Detector.
 type Options struct {
@@ -72,18 +92,17 @@ type Options struct {
 	// for heard peers that are not ready yet (before Ready); zero means ten
 	// Timeouts.
 	SettleMax time.Duration
-	// Key authenticates heartbeats; every speaker must have the same key.
-	// An empty key still works but lets anyone on the network forge
-	// heartbeats.
+	// Key signs heartbeats and authenticates them; every speaker must have
+	// it (or have it as SecondaryKey). At least MinKeyLen bytes.
 	Key []byte
+	// SecondaryKey, when set, is accepted too but never signs: a rotation
+	// gives every speaker the new key as secondary, then swaps the two,
+	// then drops the old one, and no two speakers ever fail to understand
+	// each other. Empty, or at least MinKeyLen bytes.
+	SecondaryKey []byte
 	// Now is the clock; nil means time.Now. Tests set it.
 	Now func() time.Time
 }
-
-// MinInterval is the shortest heartbeat interval New accepts: every speaker
-// sends one packet per peer per interval, so a shorter one floods the node
-// network (and the expiry check, four times per interval, would spin).
-const MinInterval = 10 * time.Millisecond
 
 // DefaultOptions returns the timers described in the package comment.
 func DefaultOptions(node string) Options {
@@ -98,18 +117,38 @@ type Peer struct {
 	Addr netip.Addr
 }
 
+// Stats counts the packets a Detector dropped, by reason. The speaker
+// exports them as metrics.
+type Stats struct {
+	// AuthFailures are packets from a known peer's address, naming it, whose
+	// MAC matches neither key: a different key, or a forgery.
+	AuthFailures uint64
+	// Unknown are packets that are not heartbeats, or that name no known
+	// peer or come from another address than its own.
+	Unknown uint64
+	// Stale are authentic heartbeats that were replays, reordered, or
+	// echoed a challenge this speaker no longer has.
+	Stale uint64
+}
+
 // Detector sends and receives heartbeats.
 type Detector struct {
 	opts        Options
 	log         *slog.Logger
 	conn        *net.UDPConn
 	incarnation uint64
+	rotateEvery time.Duration
 	start       time.Time
 	changes     chan struct{}
 
 	mu    sync.Mutex
 	seq   uint64
 	peers map[string]*peerState
+	// challenge is what peers must echo for a heartbeat to count;
+	// prevChallenge is still accepted, for heartbeats in flight across a
+	// rotation.
+	challenge, prevChallenge uint64
+	rotatedAt                time.Time
 	// ready is what heartbeats say: the peers have been known for one
 	// Timeout and every one of them has been heard (or SettleMax passed).
 	ready   bool
@@ -120,17 +159,31 @@ type Detector struct {
 	// ineligible keeps the ready bit of heartbeats off whatever ready
 	// says: see SetEligible.
 	ineligible bool
-	live    []string // last computed, sorted
-	rejoins uint64   // see Rejoins
+	live       []string // last computed, sorted
+	rejoins    uint64   // see Rejoins
+	stats      Stats
+	warnedAt   time.Time // last authentication warning
+	suppressed uint64    // authentication failures since, not logged
 }
 
+// peerState is what is known of one peer.
 type peerState struct {
-	addr        netip.Addr
-	incarnation uint64
-	seq         uint64
-	last        time.Time
+	addr netip.Addr
+	// incarnation and seq are the newest authentic heartbeat's; superseded
+	// lists the incarnations seen before (a few), whose recordings are
+	// refused.
+	incarnation, seq uint64
+	superseded       []uint64
+	// challenge is the peer's, which this speaker echoes to it.
+	challenge uint64
+	// last is when the last fresh heartbeat came (the one that echoed our
+	// challenge), heard when the last authentic one did.
+	last, heard time.Time
 	ready       bool
 }
+
+// maxSuperseded bounds the incarnations remembered per peer.
+const maxSuperseded = 8
 
 // New opens the UDP socket. Run starts the work.
 func New(log *slog.Logger, opts Options) (*Detector, error) {
@@ -146,10 +199,16 @@ func New(log *slog.Logger, opts Options) (*Detector, error) {
 	if opts.SettleMax < 0 {
 		return nil, fmt.Errorf("membership: settle bound %s is negative", opts.SettleMax)
 	}
+	if len(opts.Key) < MinKeyLen {
+		return nil, fmt.Errorf("membership: the heartbeat key has %d bytes, want at least %d (random bytes; anyone on the node network could forge a shorter one)", len(opts.Key), MinKeyLen)
+	}
+	if len(opts.SecondaryKey) > 0 && len(opts.SecondaryKey) < MinKeyLen {
+		return nil, fmt.Errorf("membership: the secondary heartbeat key has %d bytes, want none or at least %d", len(opts.SecondaryKey), MinKeyLen)
+	}
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	if opts.SettleMax <= 0 {
+	if opts.SettleMax == 0 {
 		opts.SettleMax = 10 * opts.Timeout
 	}
 	laddr := &net.UDPAddr{Port: opts.Port}
@@ -164,16 +223,43 @@ func New(log *slog.Logger, opts Options) (*Detector, error) {
 		opts:        opts,
 		log:         log,
 		conn:        conn,
-		incarnation: uint64(opts.Now().UnixNano()),
+		incarnation: nonzeroRandom(),
+		rotateEvery: 10 * opts.Interval,
 		changes:     make(chan struct{}, 1),
 		peers:       map[string]*peerState{},
+		challenge:   nonzeroRandom(),
+		rotatedAt:   opts.Now(),
 		live:        []string{opts.Node},
 	}
 	return d, nil
 }
 
+// nonzeroRandom draws a random 64-bit number other than zero, which means
+// "none" on the wire.
+func nonzeroRandom() uint64 {
+	var b [8]byte
+	for {
+		_, _ = rand.Read(b[:]) // crypto/rand.Read never fails
+		if v := binary.BigEndian.Uint64(b[:]); v != 0 {
+			return v
+		}
+	}
+}
+
 // Changes receives a value whenever Live or Ready may have changed.
 func (d *Detector) Changes() <-chan struct{} { return d.changes }
+
+// SetEligible says whether this speaker may be a candidate at all. While it
+// may not, its heartbeats say "not ready", so every peer leaves it out of
+// Live and keeps (or takes over) what it would own. A speaker that has no
+// configuration to act on (it started while the configuration does not
+// parse) must not be elected: it would be given Services it cannot
+// announce. Call it before the first SetPeers, since heartbeats start then.
+func (d *Detector) SetEligible(eligible bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.ineligible = !eligible
+}
 
 // SetPeers replaces the set of peers, keeping what is known of those that
 // stay. The caller derives it from Node objects.
@@ -198,18 +284,6 @@ func (d *Detector) SetPeers(peers []Peer) {
 	}
 	d.peers = next
 	d.recomputeLocked(d.opts.Now())
-}
-
-// SetEligible says whether this speaker may be a candidate at all. While it
-// may not, its heartbeats say "not ready", so every peer leaves it out of
-// Live and keeps (or takes over) what it would own. A speaker that has no
-// configuration to act on (it started while the configuration does not
-// parse) must not be elected: it would be given Services it cannot
-// announce. Call it before the first SetPeers, since heartbeats start then.
-func (d *Detector) SetEligible(eligible bool) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	d.ineligible = !eligible
 }
 
 // Live returns the speakers that are alive and ready, this one included
@@ -243,6 +317,13 @@ func (d *Detector) Rejoins() uint64 {
 	return d.rejoins
 }
 
+// Stats returns the counts of dropped packets so far.
+func (d *Detector) Stats() Stats {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.stats
+}
+
 // Run sends heartbeats and watches for expiries until ctx ends.
 func (d *Detector) Run(ctx context.Context) error {
 	done := make(chan struct{})
@@ -265,6 +346,9 @@ func (d *Detector) Run(ctx context.Context) error {
 		case <-tick.C:
 		}
 		now := d.opts.Now()
+		d.mu.Lock()
+		d.rotateLocked(now)
+		d.mu.Unlock()
 		if now.Sub(lastSend) >= d.opts.Interval {
 			d.send()
 			lastSend = now
@@ -273,6 +357,15 @@ func (d *Detector) Run(ctx context.Context) error {
 		d.recomputeLocked(now)
 		d.mu.Unlock()
 	}
+}
+
+// rotateLocked draws a new challenge every rotateEvery, keeping the last
+// one valid for the heartbeats in flight.
+func (d *Detector) rotateLocked(now time.Time) {
+	if now.Sub(d.rotatedAt) < d.rotateEvery {
+		return
+	}
+	d.prevChallenge, d.challenge, d.rotatedAt = d.challenge, nonzeroRandom(), now
 }
 
 // leave tells the peers that this speaker stops, so that they take over
@@ -292,20 +385,34 @@ func (d *Detector) send() {
 	d.sendReady(ready)
 }
 
+// sendReady sends one heartbeat to every peer.
 func (d *Detector) sendReady(ready bool) {
 	d.mu.Lock()
-	d.seq++
-	msg := encode(heartbeat{node: d.opts.Node, incarnation: d.incarnation, seq: d.seq, ready: ready}, d.opts.Key)
-	targets := make([]netip.Addr, 0, len(d.peers))
-	for _, p := range d.peers {
-		targets = append(targets, p.addr)
-	}
+	out := d.outgoingLocked(ready)
 	d.mu.Unlock()
-	for _, a := range targets {
+	for _, o := range out {
 		// Errors (no route while a node is cut off, for instance) are the
 		// normal way a dead peer looks; the receiving side decides.
-		_, _ = d.conn.WriteToUDPAddrPort(msg, netip.AddrPortFrom(a, uint16(d.opts.Port)))
+		_, _ = d.conn.WriteToUDPAddrPort(encode(o.hb, d.opts.Key), netip.AddrPortFrom(o.addr, uint16(d.opts.Port)))
 	}
+}
+
+// outgoing is one heartbeat to send and where.
+type outgoing struct {
+	addr netip.Addr
+	hb   heartbeat
+}
+
+// outgoingLocked makes the next round of heartbeats, one per peer, each
+// echoing that peer's own challenge.
+func (d *Detector) outgoingLocked(ready bool) []outgoing {
+	d.seq++
+	out := make([]outgoing, 0, len(d.peers))
+	for _, p := range d.peers {
+		out = append(out, outgoing{p.addr, heartbeat{node: d.opts.Node, incarnation: d.incarnation, seq: d.seq, ready: ready,
+			challenge: d.challenge, echo: p.challenge}})
+	}
+	return out
 }
 
 func (d *Detector) receive() {
@@ -319,17 +426,61 @@ func (d *Detector) receive() {
 			d.log.Warn("membership: reading heartbeat", "err", err)
 			continue
 		}
-		hb, err := decode(buf[:n], d.opts.Key)
-		if err != nil {
-			d.log.Debug("membership: dropping packet", "from", from, "err", err)
-			continue
-		}
-		d.accept(hb, from.Addr().Unmap(), d.opts.Now())
+		d.handle(buf[:n], from.Addr().Unmap(), d.opts.Now())
 	}
 }
 
-// accept records a heartbeat if it comes from the address of the node it
-// names and is newer than the last one from that node.
+// handle checks one received packet, cheapest check first: its shape, then
+// whether it names a known peer and comes from that peer's address (a map
+// lookup), and only then its MAC.
+func (d *Detector) handle(b []byte, from netip.Addr, now time.Time) {
+	hb, body, mac, err := parse(b)
+	if err == nil {
+		d.mu.Lock()
+		p := d.peers[hb.node]
+		if p == nil || p.addr.Unmap() != from {
+			err = errors.New("not from a known peer's address")
+		}
+		d.mu.Unlock()
+	}
+	if err != nil {
+		d.mu.Lock()
+		d.stats.Unknown++
+		d.mu.Unlock()
+		return
+	}
+	if !verify(body, mac, d.opts.Key) && (len(d.opts.SecondaryKey) == 0 || !verify(body, mac, d.opts.SecondaryKey)) {
+		d.authFailed(hb.node, from, now)
+		return
+	}
+	d.accept(hb, from, now)
+}
+
+// authFailed counts an authentication failure and warns, at most once per
+// ten seconds: a key mismatch must be visible, a flood must not flood the
+// log.
+func (d *Detector) authFailed(node string, from netip.Addr, now time.Time) {
+	d.mu.Lock()
+	d.stats.AuthFailures++
+	if !d.warnedAt.IsZero() && now.Sub(d.warnedAt) < 10*time.Second {
+		d.suppressed++
+		d.mu.Unlock()
+		return
+	}
+	suppressed := d.suppressed
+	d.warnedAt, d.suppressed = now, 0
+	d.mu.Unlock()
+	d.log.Warn("membership: heartbeat authentication failed: the speakers' memberlist keys differ, or someone forges heartbeats",
+		"node", node, "from", from, "suppressedSinceLastWarning", suppressed)
+}
+
+// accept records an authentic heartbeat that came from the address of the
+// node it names. Only a fresh one (it echoes one of our last two
+// challenges) counts for liveness; any newer one teaches the peer's
+// incarnation and challenge, which is how two speakers that do not know
+// each other's challenges yet get to know them, but not while the peer is
+// alive through fresh heartbeats, so that a replayed recording cannot make
+// this speaker echo a stale challenge.
 func (d *Detector) accept(hb heartbeat, from netip.Addr, now time.Time) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -337,17 +488,36 @@ func (d *Detector) accept(hb heartbeat, from netip.Addr, now time.Time) {
 	if p == nil || p.addr.Unmap() != from {
 		return
 	}
-	if hb.incarnation < p.incarnation || (hb.incarnation == p.incarnation && hb.seq <= p.seq) {
-		return // a replay or a reordered packet
+	if slices.Contains(p.superseded, hb.incarnation) || (hb.incarnation == p.incarnation && hb.seq <= p.seq) {
+		d.stats.Stale++
+		return // a recording or a reordered packet
 	}
-	if !p.last.IsZero() && now.Sub(p.last) >= d.opts.Timeout-d.opts.Interval {
-		// Silent for nearly a Timeout: the cut was probably two-way, so
-		// the peer has likely counted this speaker dead and taken over its
-		// IPs, even if this side never quite counted the peer dead.
-		d.rejoins++
-		d.signalLocked()
+	fresh := hb.echo != 0 && (hb.echo == d.challenge || hb.echo == d.prevChallenge)
+	alive := !p.last.IsZero() && now.Sub(p.last) < d.opts.Timeout
+	if !fresh && alive {
+		d.stats.Stale++
+		return
 	}
-	p.incarnation, p.seq, p.last, p.ready = hb.incarnation, hb.seq, now, hb.ready
+	if hb.incarnation != p.incarnation {
+		if p.incarnation != 0 {
+			p.superseded = append(p.superseded, p.incarnation)
+			if len(p.superseded) > maxSuperseded {
+				p.superseded = p.superseded[1:]
+			}
+		}
+		p.incarnation, p.ready = hb.incarnation, false
+	}
+	p.seq, p.challenge, p.heard = hb.seq, hb.challenge, now
+	if fresh {
+		if !p.last.IsZero() && now.Sub(p.last) >= d.opts.Timeout-d.opts.Interval {
+			// Silent for nearly a Timeout: the cut was probably two-way, so
+			// the peer has likely counted this speaker dead and taken over
+			// its IPs, even if this side never quite counted the peer dead.
+			d.rejoins++
+			d.signalLocked()
+		}
+		p.last, p.ready = now, hb.ready
+	}
 	d.recomputeLocked(now)
 }
 
@@ -368,16 +538,20 @@ func (d *Detector) recomputeLocked(now time.Time) {
 	live := []string{d.opts.Node}
 	heardReady, heardAll := true, true
 	for name, p := range d.peers {
-		if p.last.IsZero() {
+		if p.heard.IsZero() {
 			heardAll = false
 			continue
 		}
-		if now.Sub(p.last) >= d.opts.Timeout {
-			continue
-		}
-		if p.ready {
-			live = append(live, name)
-		} else {
+		switch {
+		case !p.last.IsZero() && now.Sub(p.last) < d.opts.Timeout:
+			if p.ready {
+				live = append(live, name)
+			} else {
+				heardReady = false
+			}
+		case now.Sub(p.heard) < d.opts.Timeout:
+			// Heard, but not fresh yet: it does not know our challenge,
+			// so it is starting; wait for it like a peer not ready.
 			heardReady = false
 		}
 	}
@@ -422,22 +596,27 @@ type heartbeat struct {
 	incarnation uint64
 	seq         uint64
 	ready       bool
+	// challenge is the sender's current challenge; echo is the
+	// receiver's, as the sender last learnt it (zero: none yet).
+	challenge, echo uint64
 }
 
 // Wire format, big endian:
 //
-//	magic "KLB" | version 1 | flags (bit 0: ready) | name length | name |
-//	incarnation (8) | sequence (8) | HMAC-SHA256 of everything before (32)
+//	magic "KLB" | version 2 | flags (bit 0: ready) | name length | name |
+//	incarnation (8) | sequence (8) | challenge (8) | echo (8) |
+//	HMAC-SHA256 of everything before (32)
 const (
 	magic     = "KLB"
-	version   = 1
+	version   = 2
 	macLen    = sha256.Size
 	headerLen = len(magic) + 3
+	fixedLen  = 32  // incarnation, sequence, challenge, echo
 	maxName   = 253 // a DNS name, which Node names are
 )
 
 func encode(hb heartbeat, key []byte) []byte {
-	b := make([]byte, 0, headerLen+len(hb.node)+16+macLen)
+	b := make([]byte, 0, headerLen+len(hb.node)+fixedLen+macLen)
 	b = append(b, magic...)
 	var flags byte
 	if hb.ready {
@@ -447,35 +626,58 @@ func encode(hb heartbeat, key []byte) []byte {
 	b = append(b, hb.node...)
 	b = binary.BigEndian.AppendUint64(b, hb.incarnation)
 	b = binary.BigEndian.AppendUint64(b, hb.seq)
+	b = binary.BigEndian.AppendUint64(b, hb.challenge)
+	b = binary.BigEndian.AppendUint64(b, hb.echo)
 	m := hmac.New(sha256.New, key)
 	m.Write(b)
 	return m.Sum(b)
 }
 
-func decode(b []byte, key []byte) (heartbeat, error) {
-	if len(b) < headerLen+16+macLen || string(b[:len(magic)]) != magic {
-		return heartbeat{}, errors.New("not a heartbeat")
+// parse reads a packet's fields without checking its MAC, and returns the
+// signed body and the MAC for verify.
+func parse(b []byte) (hb heartbeat, body, mac []byte, err error) {
+	if len(b) < headerLen+fixedLen+macLen || string(b[:len(magic)]) != magic {
+		return heartbeat{}, nil, nil, errors.New("not a heartbeat")
 	}
 	if b[3] != version {
-		return heartbeat{}, fmt.Errorf("heartbeat version %d, want %d", b[3], version)
+		return heartbeat{}, nil, nil, fmt.Errorf("heartbeat version %d, want %d", b[3], version)
+	}
+	if b[4]&^1 != 0 {
+		return heartbeat{}, nil, nil, errors.New("heartbeat has unknown flags")
 	}
 	nameLen := int(b[5])
-	if nameLen == 0 || nameLen > maxName || len(b) != headerLen+nameLen+16+macLen {
-		return heartbeat{}, errors.New("heartbeat length does not match its name length")
+	if nameLen == 0 || len(b) != headerLen+nameLen+fixedLen+macLen {
+		return heartbeat{}, nil, nil, errors.New("heartbeat length does not match its name length")
 	}
-	body, mac := b[:len(b)-macLen], b[len(b)-macLen:]
-	m := hmac.New(sha256.New, key)
-	m.Write(body)
-	if !hmac.Equal(mac, m.Sum(nil)) {
-		return heartbeat{}, errors.New("heartbeat authentication failed (different memberlist key?)")
-	}
+	body, mac = b[:len(b)-macLen], b[len(b)-macLen:]
 	rest := body[headerLen+nameLen:]
 	return heartbeat{
 		node:        string(body[headerLen : headerLen+nameLen]),
 		ready:       b[4]&1 != 0,
-		incarnation: binary.BigEndian.Uint64(rest[:8]),
+		incarnation: binary.BigEndian.Uint64(rest[0:8]),
 		seq:         binary.BigEndian.Uint64(rest[8:16]),
-	}, nil
+		challenge:   binary.BigEndian.Uint64(rest[16:24]),
+		echo:        binary.BigEndian.Uint64(rest[24:32]),
+	}, body, mac, nil
+}
+
+// verify checks a MAC in constant time.
+func verify(body, mac, key []byte) bool {
+	m := hmac.New(sha256.New, key)
+	m.Write(body)
+	return hmac.Equal(mac, m.Sum(nil))
+}
+
+// decode parses and authenticates a packet with one key.
+func decode(b []byte, key []byte) (heartbeat, error) {
+	hb, body, mac, err := parse(b)
+	if err != nil {
+		return heartbeat{}, err
+	}
+	if !verify(body, mac, key) {
+		return heartbeat{}, errors.New("heartbeat authentication failed (different memberlist key?)")
+	}
+	return hb, nil
 }
 
 // Close releases the socket if Run was never called; Run closes it itself.

@@ -4,6 +4,8 @@ import (
 	"fmt"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/keeperlb/keeperlb/internal/membership"
 )
 
 // metrics are the speaker's own series; layer 2 packet counters belong to
@@ -50,4 +52,31 @@ func (m *metrics) setAnnounced(want map[[4]string]bool) {
 		m.announced.WithLabelValues(k[:]...).Set(1)
 	}
 	m.current = want
+}
+
+// registerMembershipMetrics exports the heartbeats the detector dropped, by
+// reason: a key mismatch or a forgery shows up here (and in a Warn log
+// line), where before it only looked like dead peers.
+func registerMembershipMetrics(reg prometheus.Registerer, det *membership.Detector) error {
+	if reg == nil {
+		return nil
+	}
+	for _, c := range []struct {
+		name, help string
+		get        func(membership.Stats) uint64
+	}{
+		{"keeperlb_speaker_heartbeat_auth_failures_total", "Heartbeats from a peer's address whose MAC matches no key (a different memberlist key, or a forgery).",
+			func(s membership.Stats) uint64 { return s.AuthFailures }},
+		{"keeperlb_speaker_heartbeat_unknown_total", "Packets on the liveness port that are not heartbeats of a known peer from its own address.",
+			func(s membership.Stats) uint64 { return s.Unknown }},
+		{"keeperlb_speaker_heartbeat_stale_total", "Authentic heartbeats dropped as replays, reordered, or echoing an expired challenge.",
+			func(s membership.Stats) uint64 { return s.Stale }},
+	} {
+		get := c.get
+		if err := reg.Register(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: c.name, Help: c.help},
+			func() float64 { return float64(get(det.Stats())) })); err != nil {
+			return fmt.Errorf("registering %s: %w", c.name, err)
+		}
+	}
+	return nil
 }

@@ -55,6 +55,12 @@ import (
 // secret, so an existing DaemonSet spec keeps working.
 const MemberKeyEnv = "METALLB_ML_SECRET_KEY"
 
+// MemberSecondaryKeyEnv names the variable holding a second heartbeat key,
+// accepted but never used to sign: rotating the key sets the new one here
+// on every speaker, then swaps the two variables, then removes this one,
+// one rollout each, and the speakers understand each other throughout.
+const MemberSecondaryKeyEnv = "KEEPERLB_ML_SECRET_KEY_SECONDARY"
+
 // Options configures the speaker.
 type Options struct {
 	// NodeName is this node's name; the speaker's identity.
@@ -175,11 +181,21 @@ func Run(ctx context.Context, restCfg *rest.Config, opts Options, log *slog.Logg
 	if lopts.Key == nil {
 		lopts.Key = []byte(os.Getenv(MemberKeyEnv))
 	}
-	if len(lopts.Key) == 0 {
-		log.Warn("no heartbeat key: set $" + MemberKeyEnv + " (the memberlist secret) so that nobody can forge speaker liveness")
+	if lopts.SecondaryKey == nil {
+		lopts.SecondaryKey = []byte(os.Getenv(MemberSecondaryKeyEnv))
+	}
+	if len(lopts.Key) < membership.MinKeyLen {
+		// Before the manager starts: a speaker with a forgeable key must
+		// not run at all.
+		return fmt.Errorf("the heartbeat key ($%s, the memberlist secret) has %d bytes; set it to at least %d random bytes, the same on every speaker, so that nobody on the node network can forge speaker liveness",
+			MemberKeyEnv, len(lopts.Key), membership.MinKeyLen)
 	}
 	det, err := membership.New(log.With("component", "membership"), lopts)
 	if err != nil {
+		return err
+	}
+	if err := registerMembershipMetrics(reg, det); err != nil {
+		det.Close()
 		return err
 	}
 	if err := mgr.Add(manager.RunnableFunc(det.Run)); err != nil {
