@@ -164,20 +164,25 @@ func (e *env) waitMembers() {
 
 // liveMembers scrapes a speaker's count of live speakers.
 func (e *env) liveMembers(node string) (int, error) {
+	return e.metricValue(node, "keeperlb_speaker_live_members")
+}
+
+// metricValue scrapes one unlabelled series of a speaker, as an integer.
+func (e *env) metricValue(node, name string) (int, error) {
 	body, err := e.scrape(node)
 	if err != nil {
 		return 0, err
 	}
 	for line := range strings.Lines(body) {
-		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "keeperlb_speaker_live_members "); ok {
-			var n int
-			if _, err := fmt.Sscan(v, &n); err != nil {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), name+" "); ok {
+			var f float64
+			if _, err := fmt.Sscan(v, &f); err != nil {
 				return 0, fmt.Errorf("speaker on %s: parsing %q: %w", node, line, err)
 			}
-			return n, nil
+			return int(f), nil
 		}
 	}
-	return 0, fmt.Errorf("the speaker on %s does not report keeperlb_speaker_live_members yet", node)
+	return 0, fmt.Errorf("the speaker on %s does not report %s yet", node, name)
 }
 
 // scrape reads a speaker's metrics endpoint (the default :7472, in its
@@ -221,14 +226,20 @@ func (e *env) startController() {
 
 func (e *env) startSpeaker(node string, extra ...string) *lab.Process {
 	e.t.Helper()
+	return e.startSpeakerEnv(node, []string{speaker.MemberKeyEnv + "=" + memberKey}, extra...)
+}
+
+// startSpeakerEnv starts a speaker with the given environment (the
+// heartbeat keys) instead of the default key.
+func (e *env) startSpeakerEnv(node string, environ []string, extra ...string) *lab.Process {
+	e.t.Helper()
 	args := append([]string{
 		filepath.Join(e.bin, "keeperlb-speaker"),
 		"--node-name=" + node,
 		"--kubeconfig=" + e.lab.ControlPlane.Kubeconfig,
 		"--health-probe-bind-address=0",
 	}, extra...)
-	p, err := e.lab.Start(e.lab.Node(node), fmt.Sprintf("speaker-%s-%d", node, e.restarts), args,
-		[]string{speaker.MemberKeyEnv + "=" + memberKey})
+	p, err := e.lab.Start(e.lab.Node(node), fmt.Sprintf("speaker-%s-%d", node, e.restarts), args, environ)
 	if err != nil {
 		e.t.Fatal(err)
 	}

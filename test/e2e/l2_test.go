@@ -485,3 +485,57 @@ func TestL2InvalidConfigurationKeepsVIPsAnswered(t *testing.T) {
 		t.Fatalf("ServiceL2Status names %s, want %s", got, owner)
 	}
 }
+
+// TestL2HeartbeatKeyRotation rolls a new memberlist key through the three
+// speakers in the documented three steps (new key as secondary, swap, drop
+// the old one), one speaker at a time with a planned restart: no two
+// speakers ever fail to understand each other (no authentication failure
+// anywhere, every speaker sees all three again after each restart), and
+// after each restart exactly one node answers for the address, the one the
+// election names.
+func TestL2HeartbeatKeyRotation(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	e.applyL2(e.defaultPool(), nil)
+	ip := v4(e.createService("web", []string{"node1", "node2", "node3"}, nil))
+	want := election.Owner([]string{"node1", "node2", "node3"}, ip)
+	e.waitCurl(ip, func(n string) bool { return n == want })
+
+	const next = "e2e-rotated-heartbeat-key"
+	for step, environ := range [][]string{
+		{speaker.MemberKeyEnv + "=" + memberKey, speaker.MemberSecondaryKeyEnv + "=" + next},
+		{speaker.MemberKeyEnv + "=" + next, speaker.MemberSecondaryKeyEnv + "=" + memberKey},
+		{speaker.MemberKeyEnv + "=" + next},
+	} {
+		for _, n := range e.lab.Nodes {
+			if err := e.speakers[n.Name].Stop(); err != nil {
+				t.Fatal(err)
+			}
+			e.startSpeakerEnv(n.Name, environ)
+			e.waitMembers()
+			for _, m := range e.lab.Nodes {
+				if got, err := e.metricValue(m.Name, "keeperlb_speaker_heartbeat_auth_failures_total"); err != nil || got != 0 {
+					t.Fatalf("step %d, after restarting %s: %s counted %d authentication failures (%v)", step+1, n.Name, m.Name, got, err)
+				}
+			}
+			e.waitCurl(ip, func(n string) bool { return n == want })
+			if got := e.arpAnswerers(ip); len(got) != 1 || e.nodeOfMAC(got[0]) != want {
+				t.Fatalf("step %d, after restarting %s: ARP answers for %s from %v, want only %s", step+1, n.Name, ip, got, want)
+			}
+		}
+	}
+	// A speaker with a key nobody shares is seen by nobody, and says so.
+	if err := e.speakers["node1"].Stop(); err != nil {
+		t.Fatal(err)
+	}
+	e.startSpeakerEnv("node1", []string{speaker.MemberKeyEnv + "=an-entirely-different-key"})
+	eventually(t, 10*time.Second, func() error {
+		got, err := e.metricValue("node2", "keeperlb_speaker_heartbeat_auth_failures_total")
+		if err != nil || got == 0 {
+			return fmt.Errorf("node2 counts %d authentication failures (%v) from a speaker with another key", got, err)
+		}
+		if n, err := e.liveMembers("node2"); err != nil || n != 2 {
+			return fmt.Errorf("node2 sees %d live speakers (%v), want 2", n, err)
+		}
+		return nil
+	})
+}
