@@ -6,11 +6,13 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"reflect"
 
 	admissionv1 "k8s.io/api/admission/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/util/flowcontrol"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
@@ -24,10 +26,17 @@ import (
 // reads the current configuration, decodes the request into a Change and
 // lets Review decide.
 type validator struct {
-	// reader reads from the API server, not from a cache: two objects
-	// applied in one kubectl call must see each other, and a cache may
-	// not have caught up with the first when the second arrives.
-	reader    client.Reader
+	// cache is the manager's informer cache: a review costs no API call,
+	// so a flood of forged reviews cannot turn into a flood of API
+	// requests.
+	cache client.Reader
+	// api reads from the API server. A refusal decided on the cache is
+	// decided again from it before it is returned: two objects applied in
+	// one kubectl call must see each other, and the cache may not have
+	// caught up with the first when the second arrives. limit bounds how
+	// often that happens; past it the cache's answer stands.
+	api       client.Reader
+	limit     flowcontrol.RateLimiter
 	namespace string
 	log       *slog.Logger
 }
@@ -44,31 +53,41 @@ func (v *validator) Handle(ctx context.Context, req admission.Request) admission
 	if ch.Namespace != v.namespace {
 		return respond(Review(config.Resources{Namespace: v.namespace}, ch))
 	}
+	d, err := v.decide(ctx, v.cache, ch)
+	if err == nil && !d.Allowed && v.limit.TryAccept() {
+		d, err = v.decide(ctx, v.api, ch)
+	}
+	if err != nil {
+		return admission.Errored(http.StatusInternalServerError, err)
+	}
+	if !d.Allowed {
+		v.log.Info("refused a configuration change", "operation", ch.Operation, "kind", ch.Kind, "namespace", ch.Namespace, "name", ch.Name, "reason", d.Message)
+	}
+	return respond(d)
+}
+
+// decide reviews ch against the configuration that reader holds.
+func (v *validator) decide(ctx context.Context, reader client.Reader, ch Change) (Decision, error) {
 	if ch.Operation == Delete {
 		// Namespace deletion removes everything; refusing a part of it
 		// would only leave the namespace stuck in Terminating.
 		var ns corev1.Namespace
-		if err := v.reader.Get(ctx, client.ObjectKey{Name: ch.Namespace}, &ns); err == nil && ns.DeletionTimestamp != nil {
-			return admission.Allowed("the namespace is being deleted")
+		if err := reader.Get(ctx, client.ObjectKey{Name: ch.Namespace}, &ns); err == nil && ns.DeletionTimestamp != nil {
+			return Decision{Allowed: true}, nil
 		}
 	}
-
-	current, err := configread.Read(ctx, v.reader, v.namespace)
+	current, err := configread.Read(ctx, reader, v.namespace)
 	if err != nil {
-		return admission.Errored(http.StatusInternalServerError, fmt.Errorf("reading the current configuration: %w", err))
+		return Decision{}, fmt.Errorf("reading the current configuration: %w", err)
 	}
 	var incoming []v1beta2.BGPPeer
 	if p, ok := ch.Object.(*v1beta2.BGPPeer); ok {
 		incoming = []v1beta2.BGPPeer{*p}
 	}
-	if current.Secrets, err = configread.PeerSecrets(ctx, v.reader, v.namespace, current.Peers, incoming); err != nil {
-		return admission.Errored(http.StatusInternalServerError, fmt.Errorf("reading the peers' password Secrets: %w", err))
+	if current.Secrets, err = configread.PeerSecrets(ctx, reader, v.namespace, current.Peers, incoming); err != nil {
+		return Decision{}, fmt.Errorf("reading the peers' password Secrets: %w", err)
 	}
-	d := Review(current, ch)
-	if !d.Allowed {
-		v.log.Info("refused a configuration change", "operation", ch.Operation, "kind", ch.Kind, "namespace", ch.Namespace, "name", ch.Name, "reason", d.Message)
-	}
-	return respond(d)
+	return Review(current, ch), nil
 }
 
 // respond turns a Decision into an admission response. A refusal carries
@@ -117,10 +136,12 @@ func decodeChange(req admission.Request) (ch Change, skip string, err error) {
 	if err != nil {
 		return ch, "", err
 	}
-	if obj.GetDeletionTimestamp() != nil {
-		// Removing finalizers from an object on its way out must
-		// always work, whatever the object holds.
-		return ch, "the object is being deleted", nil
+	if obj.GetDeletionTimestamp() != nil && ch.Operation == Update && sameConfig(req.OldObject.Raw, req.Object.Raw) {
+		// Removing finalizers from an object on its way out must always
+		// work, whatever the object holds; changing what it configures
+		// must not, or a finalizer and a delete would open a way
+		// around validation.
+		return ch, "the object is being deleted and its configuration is unchanged", nil
 	}
 	if ch.Name == "" {
 		ch.Name = obj.GetName()
@@ -130,6 +151,23 @@ func decodeChange(req admission.Request) (ch Change, skip string, err error) {
 	}
 	ch.Object = obj
 	return ch, "", nil
+}
+
+// sameConfig reports whether two versions of an object configure the same
+// thing: equal spec and labels (advertisements select pools by label).
+// Anything unreadable counts as different, so it is reviewed.
+func sameConfig(oldRaw, newRaw []byte) bool {
+	type configured struct {
+		Metadata struct {
+			Labels map[string]string `json:"labels"`
+		} `json:"metadata"`
+		Spec any `json:"spec"`
+	}
+	var a, b configured
+	if len(oldRaw) == 0 || json.Unmarshal(oldRaw, &a) != nil || json.Unmarshal(newRaw, &b) != nil {
+		return false
+	}
+	return reflect.DeepEqual(a, b)
 }
 
 // decodeObject decodes a metallb.io object of the given kind and version;

@@ -36,10 +36,25 @@ func TestDecodeChange(t *testing.T) {
 		t.Errorf("decoded %+v as %#v", ch, ch.Object)
 	}
 
-	// An object on its way out is not reviewed.
-	if _, skip, err := decodeChange(request(admissionv1.Update, "metallb.io", "v1beta1", "IPAddressPool", "a",
-		`{"metadata":{"name":"a","namespace":"metallb-system","deletionTimestamp":"2026-01-01T00:00:00Z"},"spec":{"addresses":["bad"]}}`)); err != nil || skip == "" {
-		t.Errorf("an object being deleted was reviewed (skip %q, err %v)", skip, err)
+	// An object on its way out may lose its finalizers unreviewed, but a
+	// change of what it configures (spec or labels) is reviewed.
+	deleting := func(old, new string) admission.Request {
+		r := request(admissionv1.Update, "metallb.io", "v1beta1", "IPAddressPool", "a", new)
+		r.OldObject = runtime.RawExtension{Raw: []byte(old)}
+		return r
+	}
+	const before = `{"metadata":{"name":"a","namespace":"metallb-system","labels":{"x":"1"},"finalizers":["example.com/hold"],"deletionTimestamp":"2026-01-01T00:00:00Z"},"spec":{"addresses":["198.18.0.0/24"]}}`
+	if _, skip, err := decodeChange(deleting(before,
+		`{"metadata":{"name":"a","namespace":"metallb-system","labels":{"x":"1"},"deletionTimestamp":"2026-01-01T00:00:00Z"},"spec":{"addresses":["198.18.0.0/24"]}}`)); err != nil || skip == "" {
+		t.Errorf("removing the finalizer of an object being deleted was reviewed (skip %q, err %v)", skip, err)
+	}
+	for _, after := range []string{
+		`{"metadata":{"name":"a","namespace":"metallb-system","labels":{"x":"1"},"finalizers":["example.com/hold"],"deletionTimestamp":"2026-01-01T00:00:00Z"},"spec":{"addresses":["bad"]}}`,
+		`{"metadata":{"name":"a","namespace":"metallb-system","labels":{"x":"2"},"finalizers":["example.com/hold"],"deletionTimestamp":"2026-01-01T00:00:00Z"},"spec":{"addresses":["198.18.0.0/24"]}}`,
+	} {
+		if _, skip, err := decodeChange(deleting(before, after)); err != nil || skip != "" {
+			t.Errorf("a change of an object being deleted was not reviewed (skip %q, err %v): %s", skip, err, after)
+		}
 	}
 	// Deletions carry no object.
 	if ch, skip, err := decodeChange(request(admissionv1.Delete, "metallb.io", "v1beta1", "BFDProfile", "fast", "")); err != nil || skip != "" || ch.Object != nil || ch.Name != "fast" {

@@ -17,10 +17,12 @@ import (
 	"github.com/keeperlb/keeperlb/api/v1beta2"
 )
 
-// maxReviewBytes bounds a review body. A conversion review for a list
-// carries every object of the list, so the bound is generous; it exists so
-// that a confused client cannot make the controller buffer without end.
-const maxReviewBytes = 64 << 20
+// maxReviewBytes bounds a review body at what the API server sends: an
+// object is at most 3 MiB there (its request limit; etcd stores 1.5 MiB), a
+// review carries up to two, and a list is converted a page at a time. It is
+// controller-runtime's bound for admission reviews too. Before, 64 MiB let
+// four parallel reviews take the heap to 888 MiB.
+const maxReviewBytes = 7 << 20
 
 // conversionHandler serves the bgppeers.metallb.io conversion webhook: a
 // ConversionReview in, the same objects in the desired version out.

@@ -17,6 +17,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"strings"
 	"time"
 
@@ -26,6 +27,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
+	"k8s.io/client-go/util/flowcontrol"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 	crwebhook "sigs.k8s.io/controller-runtime/pkg/webhook"
@@ -218,17 +220,24 @@ func Setup(mgr manager.Manager, cfg *rest.Config, namespace string, o Options, l
 		TLSOpts: []func(*tls.Config){func(c *tls.Config) {
 			c.GetCertificate = reloader.GetCertificate
 			c.MinVersion = tls.VersionTLS12
+			// HTTP/1.1 only: the API server needs nothing more, and
+			// HTTP/2's streams and its history of resource-exhaustion
+			// bugs would be open to every pod that reaches the port.
+			c.NextProtos = []string{"http/1.1"}
 		}},
 	})
-	v := &validator{reader: mgr.GetAPIReader(), namespace: namespace, log: log.With("component", "webhook")}
+	v := &validator{cache: mgr.GetClient(), api: mgr.GetAPIReader(),
+		limit:     flowcontrol.NewTokenBucketRateLimiter(apiRecheckQPS, apiRecheckBurst),
+		namespace: namespace, log: log.With("component", "webhook")}
 	lr := logr.FromSlogHandler(log.Handler())
+	slots := make(chan struct{}, maxConcurrentReviews)
 	for _, e := range Endpoints() {
-		srv.Register(e.Path, &admission.Webhook{
+		srv.Register(e.Path, bounded(slots, &admission.Webhook{
 			Handler:        v,
 			LogConstructor: func(logr.Logger, *admission.Request) logr.Logger { return lr.WithName("admission") },
-		})
+		}))
 	}
-	srv.Register(ConvertPath, conversionHandler{log: log.With("component", "conversion")})
+	srv.Register(ConvertPath, bounded(slots, conversionHandler{log: log.With("component", "conversion")}))
 	if err := mgr.Add(srv); err != nil {
 		return fmt.Errorf("adding the webhook server: %w", err)
 	}
@@ -252,6 +261,36 @@ func Setup(mgr manager.Manager, cfg *rest.Config, namespace string, o Options, l
 	}
 	log.Info("serving webhooks", "host", o.Host, "port", o.Port, "certDir", o.CertDir, "secret", namespace+"/"+o.SecretName)
 	return nil
+}
+
+// Any pod can reach the webhook port, so what one request may cost is
+// bounded: maxConcurrentReviews are served at once (the others wait for a
+// slot, up to maxReviewWait, then get 503), each body is at most
+// maxReviewBytes, and a refusal is re-checked against the API server at
+// most apiRecheckQPS times a second.
+const (
+	maxConcurrentReviews = 4
+	maxReviewWait        = 10 * time.Second
+	apiRecheckQPS        = 10
+	apiRecheckBurst      = 20
+)
+
+// bounded serves h only while it holds one of slots.
+func bounded(slots chan struct{}, h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		t := time.NewTimer(maxReviewWait)
+		defer t.Stop()
+		select {
+		case slots <- struct{}{}:
+		case <-r.Context().Done():
+			return
+		case <-t.C:
+			http.Error(w, "too many reviews at once", http.StatusServiceUnavailable)
+			return
+		}
+		defer func() { <-slots }()
+		h.ServeHTTP(w, r)
+	})
 }
 
 // directClient builds an uncached client for the objects the rotator
