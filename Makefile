@@ -23,9 +23,10 @@ generate: ## Regenerate deepcopy code, CRDs and RBAC from the Go types and marke
 verify-generate: ## Fail when generated files are stale.
 	bash hack/verify-generate.sh
 
-lint: ## gofmt and go vet.
+lint: ## gofmt, go vet, and go.mod/go.sum exactly as `go mod tidy` leaves them.
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
+	@if ! diff=$$($(GO) mod tidy -diff 2>&1); then echo "go.mod/go.sum are not tidy (run go mod tidy):"; echo "$$diff"; exit 1; fi
 
 test: verify-generate lint lab-deps ## Every tier: unit, integration on a real control plane, the netns lab, end to end, fuzz.
 	KEEPERLB_K8S_BIN=$$($(K8S_TOOLS)) $(GO) test -race -count=1 -skip '^(TestFRR|TestDemo$$)' $$($(GO) list ./... | grep -v /test/e2e)
