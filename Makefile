@@ -7,7 +7,7 @@ CONTROLLER_GEN := $(GO) tool controller-gen
 # kube-apiserver and etcd, built once from the Go module proxy and cached.
 K8S_TOOLS := bash hack/k8s-tools/build.sh
 
-.PHONY: lab-deps e2e all build generate verify-generate lint test unit integration fuzz demo bench bench-alloc bench-ipam bench-bgp bench-failover clean images
+.PHONY: vuln lab-deps e2e all build generate verify-generate lint test unit integration fuzz demo bench bench-alloc bench-ipam bench-bgp bench-failover clean images
 
 all: build
 
@@ -41,6 +41,9 @@ test: verify-generate lint lab-deps ## Every tier: unit, integration on a real c
 e2e: lab-deps ## FRR, demo and end-to-end tests on the netns lab (real controller, speakers, FRR).
 	KEEPERLB_K8S_BIN=$$($(K8S_TOOLS)) $(GO) test -count=1 -p 1 -run '^(TestFRR|TestDemo$$)' ./internal/bgp/ ./internal/lab/ ./internal/cli/
 	KEEPERLB_K8S_BIN=$$($(K8S_TOOLS)) $(GO) test -count=1 -p 1 -timeout 30m ./test/e2e/...
+
+vuln: ## govulncheck offline, against a database built from the golang.org/x/vulndb module; fails on reachable vulnerabilities that have a fix.
+	bash hack/vuln.sh
 
 lab-deps: ## Debian packages the network lab needs (ping, arping, nft, FRR); no-op when present.
 	bash hack/lab-deps.sh
