@@ -368,6 +368,19 @@ func (e *env) waitAnnouncer(name string, ok func(string) bool) string {
 	return node
 }
 
+// webOnOwner is the most common start: the lab's pool and an
+// L2Advertisement, a Service "web" with an endpoint on every node, and the
+// client reaching its IPv4 address through the node its ServiceL2Status
+// names. It returns that address and node.
+func (e *env) webOnOwner() (netip.Addr, string) {
+	e.t.Helper()
+	e.applyL2(e.defaultPool(), nil)
+	ip := pick(e.createService("web", []string{"node1", "node2", "node3"}, nil), true)
+	owner := e.waitAnnouncer("web", anyNode)
+	e.waitCurl(ip, func(n string) bool { return n == owner })
+	return ip, owner
+}
+
 func anyNode(string) bool { return true }
 
 func not(node string) func(string) bool { return func(n string) bool { return n != node } }

@@ -261,10 +261,7 @@ func TestL2DeletedServiceIsSilent(t *testing.T) {
 // over, and after the partition heals exactly one node answers.
 func TestL2CutOffAndHeal(t *testing.T) {
 	e := newEnv(t, envOptions{})
-	e.applyL2(e.defaultPool(), nil)
-	ip := v4(e.createService("web", []string{"node1", "node2", "node3"}, nil))
-	owner := e.waitAnnouncer("web", anyNode)
-	e.waitCurl(ip, func(n string) bool { return n == owner })
+	ip, owner := e.webOnOwner()
 
 	if err := e.lab.Cut(e.lab.Node(owner)); err != nil {
 		t.Fatal(err)
@@ -311,10 +308,7 @@ func TestL2CutOffAndHeal(t *testing.T) {
 // stay put throughout.
 func TestL2RestartsDoNotMoveTheIP(t *testing.T) {
 	e := newEnv(t, envOptions{})
-	e.applyL2(e.defaultPool(), nil)
-	ip := v4(e.createService("web", []string{"node1", "node2", "node3"}, nil))
-	owner := e.waitAnnouncer("web", anyNode)
-	e.waitCurl(ip, func(n string) bool { return n == owner })
+	ip, owner := e.webOnOwner()
 
 	stable := func() error {
 		if got := e.neighborNode(ip); got != owner {
@@ -396,10 +390,7 @@ func TestL2ServiceEventsAndMetrics(t *testing.T) {
 // failover benchmark times it) and says so in the ServiceL2Status.
 func TestL2LastSurvivorTakesOver(t *testing.T) {
 	e := newEnv(t, envOptions{})
-	e.applyL2(e.defaultPool(), nil)
-	ip := v4(e.createService("web", []string{"node1", "node2", "node3"}, nil))
-	owner := e.waitAnnouncer("web", anyNode)
-	e.waitCurl(ip, func(n string) bool { return n == owner })
+	ip, owner := e.webOnOwner()
 
 	var survivor string
 	var victims []string
@@ -436,10 +427,7 @@ func TestL2LastSurvivorTakesOver(t *testing.T) {
 // owner takes it back.
 func TestL2InvalidConfigurationKeepsVIPsAnswered(t *testing.T) {
 	e := newEnv(t, envOptions{})
-	e.applyL2(e.defaultPool(), nil)
-	ip := v4(e.createService("web", []string{"node1", "node2", "node3"}, nil))
-	owner := e.waitAnnouncer("web", anyNode)
-	e.waitCurl(ip, func(n string) bool { return n == owner })
+	ip, owner := e.webOnOwner()
 
 	bad := &v1beta2.BGPPeer{ObjectMeta: metav1.ObjectMeta{Namespace: installNS, Name: "broken"}, Spec: v1beta2.BGPPeerSpec{
 		MyASN: 64512, PeerASN: 64500, PeerAddress: e.lab.Client.IPv4.String(), // never dialled: the set is invalid
