@@ -539,3 +539,36 @@ func TestPoolStatusAndClasses(t *testing.T) {
 		t.Errorf("service of another class was touched: %v %v", ips(s), s.Status.Conditions)
 	}
 }
+
+// TestMemberlistKey checks that the controller creates the speakers'
+// heartbeat key when it is missing, long enough for the speakers, and never
+// replaces it: a restarted controller, demonstrably up (it allocates), has
+// left the Secret as it was.
+func TestMemberlistKey(t *testing.T) {
+	e := newEnv(t)
+	e.opts.MemberlistSecret = "keeperlb-memberlist"
+	e.pool("ml", []string{"198.18.15.0/28"})
+	e.start()
+	secret := func() corev1.Secret {
+		t.Helper()
+		var s corev1.Secret
+		err := wait.PollUntilContextTimeout(e.ctx, 50*time.Millisecond, 20*time.Second, true, func(ctx context.Context) (bool, error) {
+			return e.c.Get(ctx, client.ObjectKey{Namespace: e.ns, Name: "keeperlb-memberlist"}, &s) == nil, nil
+		})
+		if err != nil {
+			t.Fatalf("no memberlist Secret: %v", err)
+		}
+		return s
+	}
+	first := secret()
+	if n := len(first.Data[controller.MemberlistKeyField]); n < 16 {
+		t.Fatalf("the generated key has %d bytes", n)
+	}
+	e.stop()
+	e.start()
+	e.createSvc("after-restart")
+	e.waitFor("after-restart", "an address", func(s *corev1.Service) bool { return len(s.Status.LoadBalancer.Ingress) > 0 })
+	if got := secret(); got.ResourceVersion != first.ResourceVersion || string(got.Data[controller.MemberlistKeyField]) != string(first.Data[controller.MemberlistKeyField]) {
+		t.Errorf("a controller restart rewrote the memberlist Secret")
+	}
+}

@@ -97,6 +97,10 @@ type Options struct {
 	// Webhook configures the admission and conversion webhooks the
 	// controller serves (internal/webhook).
 	Webhook webhook.Options
+	// MemberlistSecret names the Secret in Namespace holding the speakers'
+	// heartbeat key; the controller creates it, with a random key, when it
+	// does not exist. Empty: the controller leaves it to the installer.
+	MemberlistSecret string
 }
 
 // DefaultOptions returns the options used when no flag is given.
@@ -116,6 +120,7 @@ func DefaultOptions() Options {
 		PoolStatusInterval: time.Second,
 		GCPercent:          40,
 		Webhook:            webhook.DefaultOptions(),
+		MemberlistSecret:   "keeperlb-memberlist",
 	}
 }
 
@@ -142,6 +147,7 @@ func (o *Options) BindFlags(fs *flag.FlagSet) {
 	fs.IntVar(&o.GCPercent, "gc-percent", o.GCPercent, "Go GC target percentage, used when $GOGC is unset")
 	fs.BoolVar(&o.WatchList, "watch-list", o.WatchList, "stream informers' initial state instead of listing it (client-go WatchListClient)")
 	fs.DurationVar(&o.PoolStatusInterval, "pool-status-interval", o.PoolStatusInterval, "least time between two IPAddressPool status writes")
+	fs.StringVar(&o.MemberlistSecret, "memberlist-secret-name", o.MemberlistSecret, "Secret holding the speakers' heartbeat key, created with a random key when missing (empty: never created)")
 	o.Webhook.BindFlags(fs)
 }
 
@@ -255,6 +261,11 @@ func Run(ctx context.Context, restCfg *rest.Config, opts Options, log *slog.Logg
 	cs := &configSync{client: mgr.GetClient(), namespace: opts.Namespace, state: st, events: events, log: log.With("component", "config")}
 	svcRec := &serviceReconciler{client: mgr.GetClient(), services: services, state: st, lbClass: opts.LBClass, events: events, log: log.With("component", "service")}
 
+	if opts.MemberlistSecret != "" {
+		if err := mgr.Add(&memberlistKey{client: mgr.GetClient(), namespace: opts.Namespace, name: opts.MemberlistSecret, log: log.With("component", "memberlist")}); err != nil {
+			return fmt.Errorf("adding the memberlist key: %w", err)
+		}
+	}
 	if err := mgr.Add(&bootstrap{client: mgr.GetClient(), cache: mgr.GetCache(), services: services, config: cs, state: st, lbClass: opts.LBClass, log: log.With("component", "bootstrap")}); err != nil {
 		return fmt.Errorf("adding bootstrap: %w", err)
 	}
