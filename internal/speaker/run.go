@@ -138,6 +138,20 @@ func Run(ctx context.Context, restCfg *rest.Config, opts Options, log *slog.Logg
 	if opts.NodeName == "" {
 		return fmt.Errorf("the node name is not set: pass --node-name or set $NODE_NAME (in a DaemonSet, from fieldRef spec.nodeName)")
 	}
+	lopts := opts.Liveness
+	lopts.Node = opts.NodeName
+	if lopts.Key == nil {
+		lopts.Key = []byte(os.Getenv(MemberKeyEnv))
+	}
+	if lopts.SecondaryKey == nil {
+		lopts.SecondaryKey = []byte(os.Getenv(MemberSecondaryKeyEnv))
+	}
+	if len(lopts.Key) < membership.MinKeyLen {
+		// Before anything else: a speaker with a forgeable key must not
+		// run at all.
+		return fmt.Errorf("the heartbeat key ($%s, the memberlist secret) has %d bytes; set it to at least %d random bytes, the same on every speaker, so that nobody on the node network can forge speaker liveness",
+			MemberKeyEnv, len(lopts.Key), membership.MinKeyLen)
+	}
 	log = log.With("node", opts.NodeName)
 	lr := logr.FromSlogHandler(log.Handler())
 	ctrllog.SetLogger(lr)
@@ -176,20 +190,6 @@ func Run(ctx context.Context, restCfg *rest.Config, opts Options, log *slog.Logg
 		return fmt.Errorf("adding health check: %w", err)
 	}
 
-	lopts := opts.Liveness
-	lopts.Node = opts.NodeName
-	if lopts.Key == nil {
-		lopts.Key = []byte(os.Getenv(MemberKeyEnv))
-	}
-	if lopts.SecondaryKey == nil {
-		lopts.SecondaryKey = []byte(os.Getenv(MemberSecondaryKeyEnv))
-	}
-	if len(lopts.Key) < membership.MinKeyLen {
-		// Before the manager starts: a speaker with a forgeable key must
-		// not run at all.
-		return fmt.Errorf("the heartbeat key ($%s, the memberlist secret) has %d bytes; set it to at least %d random bytes, the same on every speaker, so that nobody on the node network can forge speaker liveness",
-			MemberKeyEnv, len(lopts.Key), membership.MinKeyLen)
-	}
 	det, err := membership.New(log.With("component", "membership"), lopts)
 	if err != nil {
 		return err
