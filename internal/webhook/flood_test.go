@@ -155,7 +155,21 @@ func TestWebhookFlood(t *testing.T) {
 		}
 	}()
 
-	time.Sleep(time.Second) // into the flood, not a wait for a state
+	// Into the flood: once both paths have answered a few times.
+	for floodCtx.Err() == nil {
+		mu.Lock()
+		busy := sent[http.StatusRequestEntityTooLarge] >= 8 && sent[http.StatusOK] >= 8
+		mu.Unlock()
+		if busy {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if floodCtx.Err() != nil {
+		wg.Wait()
+		<-sampled
+		t.Fatalf("the flood never got going: %v", sent)
+	}
 	svc := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: e.ns, Name: "during-flood"}, Spec: corev1.ServiceSpec{
 		Type: corev1.ServiceTypeLoadBalancer, LoadBalancerClass: new("keeperlb.io/" + e.ns), AllocateLoadBalancerNodePorts: new(false),
 		Ports: []corev1.ServicePort{{Port: 80, TargetPort: intstr.FromInt32(8080), Protocol: corev1.ProtocolTCP}},
