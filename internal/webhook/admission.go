@@ -12,7 +12,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
-	"k8s.io/client-go/util/flowcontrol"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
@@ -26,17 +25,14 @@ import (
 // reads the current configuration, decodes the request into a Change and
 // lets Review decide.
 type validator struct {
-	// cache is the manager's informer cache: a review costs no API call,
-	// so a flood of forged reviews cannot turn into a flood of API
-	// requests.
-	cache client.Reader
-	// api reads from the API server. A refusal decided on the cache is
-	// decided again from it before it is returned: two objects applied in
-	// one kubectl call must see each other, and the cache may not have
-	// caught up with the first when the second arrives. limit bounds how
-	// often that happens; past it the cache's answer stands.
-	api       client.Reader
-	limit     flowcontrol.RateLimiter
+	// reader reads from the API server, not from a cache: two objects
+	// applied in one kubectl call must see each other, and a cache may not
+	// have caught up with the first when the second arrives. Reading the
+	// cache first was tried: it admitted a pool overlapping one created a
+	// moment before (a refusal can be re-checked, an admission cannot).
+	// What a flood of forged reviews costs the API server is bounded by
+	// the number of reviews served at once instead (see Setup).
+	reader    client.Reader
 	namespace string
 	log       *slog.Logger
 }
@@ -53,10 +49,7 @@ func (v *validator) Handle(ctx context.Context, req admission.Request) admission
 	if ch.Namespace != v.namespace {
 		return respond(Review(config.Resources{Namespace: v.namespace}, ch))
 	}
-	d, err := v.decide(ctx, v.cache, ch)
-	if err == nil && !d.Allowed && v.limit.TryAccept() {
-		d, err = v.decide(ctx, v.api, ch)
-	}
+	d, err := v.decide(ctx, v.reader, ch)
 	if err != nil {
 		return admission.Errored(http.StatusInternalServerError, err)
 	}

@@ -27,7 +27,6 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
-	"k8s.io/client-go/util/flowcontrol"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 	crwebhook "sigs.k8s.io/controller-runtime/pkg/webhook"
@@ -226,9 +225,7 @@ func Setup(mgr manager.Manager, cfg *rest.Config, namespace string, o Options, l
 			c.NextProtos = []string{"http/1.1"}
 		}},
 	})
-	v := &validator{cache: mgr.GetClient(), api: mgr.GetAPIReader(),
-		limit:     flowcontrol.NewTokenBucketRateLimiter(apiRecheckQPS, apiRecheckBurst),
-		namespace: namespace, log: log.With("component", "webhook")}
+	v := &validator{reader: mgr.GetAPIReader(), namespace: namespace, log: log.With("component", "webhook")}
 	lr := logr.FromSlogHandler(log.Handler())
 	slots := make(chan struct{}, maxConcurrentReviews)
 	for _, e := range Endpoints() {
@@ -266,13 +263,10 @@ func Setup(mgr manager.Manager, cfg *rest.Config, namespace string, o Options, l
 // Any pod can reach the webhook port, so what one request may cost is
 // bounded: maxConcurrentReviews are served at once (the others wait for a
 // slot, up to maxReviewWait, then get 503), each body is at most
-// maxReviewBytes, and a refusal is re-checked against the API server at
-// most apiRecheckQPS times a second.
+// maxReviewBytes, and so the API reads that reviews make are bounded too.
 const (
 	maxConcurrentReviews = 4
 	maxReviewWait        = 10 * time.Second
-	apiRecheckQPS        = 10
-	apiRecheckBurst      = 20
 )
 
 // bounded serves h only while it holds one of slots.
