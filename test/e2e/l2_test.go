@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"fmt"
-	"io"
 	"net/netip"
 	"slices"
 	"strings"
@@ -366,19 +365,13 @@ func TestL2ServiceEventsAndMetrics(t *testing.T) {
 		}
 		return fmt.Errorf("no nodeAssigned Event naming %s among %d events", owner, len(evs.Items))
 	})
-	node := e.lab.Node(owner)
-	resp, err := e.lab.HTTPClient(node).Get("http://" + node.IPv4.String() + ":7472/metrics")
-	if err != nil {
-		t.Fatalf("scraping %s: %v", owner, err)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
+	body, err := e.scrape(owner)
 	if err != nil {
 		t.Fatal(err)
 	}
 	want := fmt.Sprintf(`metallb_speaker_announced{ip="%s",node="%s",protocol="layer2",service="%s/web"} 1`, ip, owner, appNS)
 	for _, w := range []string{want, "metallb_layer2_requests_received", "metallb_layer2_gratuitous_sent"} {
-		if !strings.Contains(string(body), w) {
+		if !strings.Contains(body, w) {
 			t.Errorf("metrics of %s lack %q", owner, w)
 		}
 	}
