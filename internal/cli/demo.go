@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"bufio"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -9,12 +8,10 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"net/http"
 	"net/netip"
 	"os"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
@@ -148,6 +145,10 @@ type demoRun struct {
 	labName   string
 	c         client.Client
 	memberKey string
+	// metricsToken is a ServiceAccount token allowed to get /metrics, as
+	// a Prometheus in the cluster has: the endpoints are HTTPS and refuse
+	// anyone else.
+	metricsToken string
 	procs     []*demoProc
 	speakers  map[string]*demoProc
 
@@ -432,47 +433,30 @@ func demoStartKeeperLB(ctx context.Context, d *demoRun) error {
 
 // waitAllLive waits until every speaker sees every speaker alive.
 func (d *demoRun) waitAllLive(ctx context.Context) error {
+	if d.metricsToken == "" {
+		tok, err := d.lab.MetricsReader(ctx, "monitoring", "prometheus")
+		if err != nil {
+			return err
+		}
+		d.metricsToken = tok
+	}
 	for _, n := range d.lab.Nodes {
-		url := "http://" + netip.AddrPortFrom(n.IPv4, demoMetricsPort).String() + "/metrics"
+		addr := netip.AddrPortFrom(n.IPv4, demoMetricsPort)
 		err := d.waitFor(ctx, 30*time.Second, "waiting for the speaker on "+n.Name+" to see every speaker alive", func(ctx context.Context) (bool, error) {
-			live, err := demoLiveMembers(ctx, url)
-			return err == nil && live == len(d.lab.Nodes), err
+			ctx, cancel := context.WithTimeout(ctx, time.Second)
+			defer cancel()
+			body, err := d.lab.Scrape(ctx, nil, addr, d.metricsToken)
+			if err != nil {
+				return false, err
+			}
+			live, err := lab.MetricValue(body, "keeperlb_speaker_live_members")
+			return err == nil && int(live) == len(d.lab.Nodes), err
 		})
 		if err != nil {
 			return err
 		}
 	}
 	return nil
-}
-
-// demoLiveMembers reads keeperlb_speaker_live_members from a speaker's
-// metrics.
-func demoLiveMembers(ctx context.Context, url string) (int, error) {
-	ctx, cancel := context.WithTimeout(ctx, time.Second)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-	if err != nil {
-		return 0, err
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return 0, err
-	}
-	defer resp.Body.Close()
-	sc := bufio.NewScanner(resp.Body)
-	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), "keeperlb_speaker_live_members "); ok {
-			f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
-			if err != nil {
-				return 0, fmt.Errorf("%s: keeperlb_speaker_live_members %q: %w", url, v, err)
-			}
-			return int(f), nil
-		}
-	}
-	if err := sc.Err(); err != nil {
-		return 0, fmt.Errorf("%s: %w", url, err)
-	}
-	return 0, fmt.Errorf("%s has no keeperlb_speaker_live_members", url)
 }
 
 func (d *demoRun) startSpeaker(n *lab.Host) error {

@@ -35,7 +35,6 @@ import (
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
-	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 	"sigs.k8s.io/controller-runtime/pkg/source"
@@ -43,6 +42,7 @@ import (
 	"github.com/keeperlb/keeperlb/api/v1beta1"
 	"github.com/keeperlb/keeperlb/api/v1beta2"
 	"github.com/keeperlb/keeperlb/internal/kubeobj"
+	"github.com/keeperlb/keeperlb/internal/metricsauth"
 	"github.com/keeperlb/keeperlb/internal/webhook"
 )
 
@@ -64,6 +64,8 @@ type Options struct {
 	LeaseDuration, RenewDeadline, RetryPeriod time.Duration
 	// MetricsAddr serves Prometheus metrics; "0" disables it.
 	MetricsAddr string
+	// MetricsAuth says whether the endpoint is HTTPS with authorization.
+	MetricsAuth metricsauth.Options
 	// HealthAddr serves /healthz and /readyz; "0" disables it.
 	HealthAddr string
 	// PprofAddr serves Go's /debug/pprof profiles; "0" (default) disables it.
@@ -113,6 +115,7 @@ func DefaultOptions() Options {
 		RenewDeadline:      10 * time.Second,
 		RetryPeriod:        2 * time.Second,
 		MetricsAddr:        ":7472",
+		MetricsAuth:        metricsauth.DefaultOptions(),
 		HealthAddr:         ":7473",
 		PprofAddr:          "0",
 		QPS:                -1,
@@ -135,6 +138,7 @@ func (o *Options) BindFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&o.RenewDeadline, "leader-renew-deadline", o.RenewDeadline, "leader election renew deadline")
 	fs.DurationVar(&o.RetryPeriod, "leader-retry-period", o.RetryPeriod, "leader election retry period")
 	fs.StringVar(&o.MetricsAddr, "metrics-bind-address", o.MetricsAddr, "address of the Prometheus endpoint (0 disables)")
+	o.MetricsAuth.BindFlags(fs)
 	fs.StringVar(&o.HealthAddr, "health-probe-bind-address", o.HealthAddr, "address of /healthz and /readyz (0 disables)")
 	fs.StringVar(&o.PprofAddr, "pprof-bind-address", o.PprofAddr, "address of Go's /debug/pprof profiles (0 disables)")
 	qps := float64(o.QPS)
@@ -168,6 +172,8 @@ func NewScheme() (*runtime.Scheme, error) { return kubeobj.NewScheme() }
 // +kubebuilder:rbac:groups=admissionregistration.k8s.io,resources=validatingwebhookconfigurations,resourceNames=keeperlb-webhook-configuration,verbs=get;update
 // +kubebuilder:rbac:groups=apiextensions.k8s.io,resources=customresourcedefinitions,resourceNames=bgppeers.metallb.io,verbs=get;update
 // +kubebuilder:rbac:groups=coordination.k8s.io,namespace=metallb-system,resources=leases,verbs=get;create;update
+// +kubebuilder:rbac:groups=authentication.k8s.io,resources=tokenreviews,verbs=create
+// +kubebuilder:rbac:groups=authorization.k8s.io,resources=subjectaccessreviews,verbs=create
 
 // Run runs the controller until ctx ends.
 func Run(ctx context.Context, restCfg *rest.Config, opts Options, log *slog.Logger) error {
@@ -216,7 +222,7 @@ func Run(ctx context.Context, restCfg *rest.Config, opts Options, log *slog.Logg
 			DefaultTransform: kubeobj.Trim,
 			ByObject:         kubeobj.InNamespace(opts.Namespace, &v1beta1.ConfigurationState{}),
 		},
-		Metrics:                       metricsserver.Options{BindAddress: opts.MetricsAddr},
+		Metrics:                       opts.MetricsAuth.ServerOptions(opts.MetricsAddr),
 		HealthProbeBindAddress:        opts.HealthAddr,
 		PprofBindAddress:              opts.PprofAddr,
 		LeaderElection:                opts.LeaderElect,

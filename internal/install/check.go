@@ -15,6 +15,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/intstr"
 
+	"github.com/keeperlb/keeperlb/internal/metricsauth"
 	"github.com/keeperlb/keeperlb/internal/webhook"
 )
 
@@ -29,10 +30,12 @@ const (
 	MemberlistSecretKey  = "secretkey"
 	BGPPeerCRDName       = "bgppeers.metallb.io"
 
-	MetricsPort    = 7472
-	HealthPort     = 7473
-	WebhookPort    = 9443
-	WebhookCertDir = "/tmp/k8s-webhook-server/serving-certs"
+	MetricsPort = 7472
+	// MetricsReaderRole is the ClusterRole allowed to scrape.
+	MetricsReaderRole = metricsauth.ReaderRole
+	HealthPort        = 7473
+	WebhookPort       = 9443
+	WebhookCertDir    = "/tmp/k8s-webhook-server/serving-certs"
 )
 
 // Want is what an install must contain; Check compares objects with it.
@@ -61,6 +64,9 @@ type Want struct {
 	// where the controller has injected its CA; manifests must not carry
 	// one, stored objects may.
 	CABundleInjected bool
+	// PlainHTTPMetrics says the install opted out of HTTPS metrics
+	// (--metrics-secure=false): the endpoints then answer anyone.
+	PlainHTTPMetrics bool
 	// RBAC holds the generated roles (config/rbac/*/role.yaml); the
 	// install must grant exactly their rules, bound to the components'
 	// ServiceAccounts.
@@ -82,6 +88,7 @@ func Check(objs []*unstructured.Unstructured, want Want) error {
 	c.metricsServices(ctrl, spk)
 	c.webhook(ctrl)
 	c.serviceMonitors()
+	c.metricsReader()
 	return errors.Join(c.errs...)
 }
 
@@ -233,6 +240,26 @@ func (c *checker) container(what string, pod *corev1.PodSpec, ct *corev1.Contain
 	c.probe(what, ct, ct.ReadinessProbe, "readinessProbe", "/readyz")
 	if port(ct, "metrics") == 0 {
 		c.fail(what, "container %s has no port named metrics", ct.Name)
+	}
+	plain := slices.Contains(ct.Args, "--metrics-secure=false")
+	if plain && !c.want.PlainHTTPMetrics {
+		c.fail(what, "container %s serves metrics over plain HTTP (--metrics-secure=false) to anyone who reaches the port; that must be asked for", ct.Name)
+	}
+	if !plain && c.want.PlainHTTPMetrics {
+		c.fail(what, "container %s serves metrics over HTTPS but plain HTTP was asked for", ct.Name)
+	}
+}
+
+// metricsReader checks the role that lets a scraper in: get on /metrics,
+// nothing else.
+func (c *checker) metricsReader() {
+	var r rbacv1.ClusterRole
+	if !c.get("ClusterRole", MetricsReaderRole, &r) {
+		return
+	}
+	want := []rbacv1.PolicyRule{{NonResourceURLs: []string{"/metrics"}, Verbs: []string{"get"}}}
+	if !reflect.DeepEqual(r.Rules, want) {
+		c.fail("ClusterRole "+MetricsReaderRole, "rules are %v, want only get on /metrics", r.Rules)
 	}
 }
 
@@ -537,6 +564,27 @@ func (c *checker) serviceMonitors() {
 			if len(sel) == 0 {
 				c.fail("ServiceMonitor "+name, "has no selector")
 			}
+			c.scrapeAuth(sm)
+		}
+	}
+}
+
+// scrapeAuth checks that a ServiceMonitor scrapes the way the endpoints
+// serve: HTTPS with Prometheus's own token, or plain HTTP when asked.
+func (c *checker) scrapeAuth(sm *unstructured.Unstructured) {
+	eps, _, _ := unstructured.NestedSlice(sm.Object, "spec", "endpoints")
+	for i, raw := range eps {
+		ep, _ := raw.(map[string]any)
+		scheme, _, _ := unstructured.NestedString(ep, "scheme")
+		token, _, _ := unstructured.NestedString(ep, "bearerTokenFile")
+		field := fmt.Sprintf("spec.endpoints[%d]", i)
+		switch {
+		case c.want.PlainHTTPMetrics && scheme == "https":
+			c.fail("ServiceMonitor "+sm.GetName(), "%s.scheme is https but the endpoints serve plain HTTP", field)
+		case !c.want.PlainHTTPMetrics && scheme != "https":
+			c.fail("ServiceMonitor "+sm.GetName(), "%s.scheme is %q, want https (the endpoints serve HTTPS)", field, scheme)
+		case !c.want.PlainHTTPMetrics && token == "":
+			c.fail("ServiceMonitor "+sm.GetName(), "%s has no bearerTokenFile: the endpoints refuse a scrape without a token", field)
 		}
 	}
 }

@@ -63,6 +63,19 @@ func TestCheckCatchesViolations(t *testing.T) {
 		{"memberlist secret missing", func(objs []*unstructured.Unstructured) {
 			install.Find(objs, "Secret", install.MemberlistSecretName).SetName("other")
 		}, "Secret keeperlb-memberlist: missing"},
+		{"speaker metrics over plain HTTP", func(objs []*unstructured.Unstructured) {
+			c := container(objs, "DaemonSet", install.SpeakerName)
+			args, _, _ := unstructured.NestedStringSlice(c, "args")
+			_ = unstructured.SetNestedStringSlice(c, append(args, "--metrics-secure=false"), "args")
+			setContainer(objs, "DaemonSet", install.SpeakerName, c)
+		}, "plain HTTP (--metrics-secure=false)"},
+		{"metrics reader grants more", func(objs []*unstructured.Unstructured) {
+			r := install.Find(objs, "ClusterRole", install.MetricsReaderRole)
+			_ = unstructured.SetNestedSlice(r.Object, []any{map[string]any{"nonResourceURLs": []any{"*"}, "verbs": []any{"get"}}}, "rules")
+		}, "want only get on /metrics"},
+		{"metrics reader missing", func(objs []*unstructured.Unstructured) {
+			install.Find(objs, "ClusterRole", install.MetricsReaderRole).SetName("other")
+		}, "ClusterRole keeperlb-metrics-reader: missing"},
 		{"controller writable root", func(objs []*unstructured.Unstructured) {
 			c := container(objs, "Deployment", install.ControllerName)
 			_ = unstructured.SetNestedField(c, false, "securityContext", "readOnlyRootFilesystem")

@@ -213,6 +213,16 @@ func TestHelmRender(t *testing.T) {
 				w.MemberlistSecret = "my-key"
 				w.ExternalMemberlistSecret = true
 			}},
+		{name: "plain HTTP metrics", ns: "metallb-system",
+			values: map[string]any{"metrics": map[string]any{"secure": false}, "serviceMonitor": map[string]any{"enabled": true}},
+			want: func(w *install.Want) {
+				w.PlainHTTPMetrics = true
+				w.ServiceMonitors = true
+			}},
+		{name: "metrics certificate and readers", ns: "metallb-system",
+			values: map[string]any{"metrics": map[string]any{"certSecret": "metrics-tls",
+				"readers": []any{map[string]any{"name": "prometheus-k8s", "namespace": "monitoring"}}}},
+		},
 		{name: "CRDs managed elsewhere", ns: "metallb-system",
 			values: map[string]any{"crds": map[string]any{"enabled": false}},
 			want:   func(w *install.Want) { w.CRDs = nil }},
@@ -263,6 +273,46 @@ func TestHelmMemberlistKey(t *testing.T) {
 	given := key(renderChart(t, "metallb-system", map[string]any{"speaker": map[string]any{"memberlist": map[string]any{"secretKey": "a-key-the-operator-chose-0123456789"}}}))
 	if string(given) != "a-key-the-operator-chose-0123456789" {
 		t.Errorf("speaker.memberlist.secretKey not used: got %q", given)
+	}
+}
+
+// TestHelmMetricsAccess: a named certificate reaches both containers, and
+// metrics.readers binds exactly the accounts listed to the reader role.
+func TestHelmMetricsAccess(t *testing.T) {
+	objs := renderChart(t, "metallb-system", map[string]any{"metrics": map[string]any{"certSecret": "metrics-tls",
+		"readers": []any{map[string]any{"name": "prometheus-k8s", "namespace": "monitoring"}}}})
+	for kind, name := range map[string]string{"Deployment": install.ControllerName, "DaemonSet": install.SpeakerName} {
+		o := install.Find(objs, kind, name)
+		cs, _, _ := unstructured.NestedSlice(o.Object, "spec", "template", "spec", "containers")
+		c := cs[0].(map[string]any)
+		args, _, _ := unstructured.NestedStringSlice(c, "args")
+		if !slices.Contains(args, "--metrics-cert-dir=/tmp/k8s-metrics-server/metrics-certs") {
+			t.Errorf("%s %s: args %v lack the metrics certificate folder", kind, name, args)
+		}
+		mounts, _, _ := unstructured.NestedSlice(c, "volumeMounts")
+		vols, _, _ := unstructured.NestedSlice(o.Object, "spec", "template", "spec", "volumes")
+		mounted := slices.ContainsFunc(mounts, func(m any) bool {
+			return m.(map[string]any)["mountPath"] == "/tmp/k8s-metrics-server/metrics-certs"
+		})
+		fromSecret := slices.ContainsFunc(vols, func(v any) bool {
+			name, _, _ := unstructured.NestedString(v.(map[string]any), "secret", "secretName")
+			return name == "metrics-tls"
+		})
+		if !mounted || !fromSecret {
+			t.Errorf("%s %s: Secret metrics-tls not mounted at the certificate folder (mounts %v, volumes %v)", kind, name, mounts, vols)
+		}
+	}
+	b := install.Find(objs, "ClusterRoleBinding", install.MetricsReaderRole)
+	if b == nil {
+		t.Fatal("no ClusterRoleBinding for metrics.readers")
+	}
+	subjects, _, _ := unstructured.NestedSlice(b.Object, "subjects")
+	want := []any{map[string]any{"kind": "ServiceAccount", "name": "prometheus-k8s", "namespace": "monitoring"}}
+	if !reflect.DeepEqual(subjects, want) {
+		t.Errorf("reader binding subjects %v, want %v", subjects, want)
+	}
+	if install.Find(renderChart(t, "metallb-system", nil), "ClusterRoleBinding", install.MetricsReaderRole) != nil {
+		t.Error("without metrics.readers the chart must bind nobody to the reader role")
 	}
 }
 

@@ -37,7 +37,6 @@ import (
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
-	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 	"sigs.k8s.io/controller-runtime/pkg/source"
@@ -48,6 +47,7 @@ import (
 	"github.com/keeperlb/keeperlb/internal/kubeobj"
 	"github.com/keeperlb/keeperlb/internal/layer2"
 	"github.com/keeperlb/keeperlb/internal/membership"
+	"github.com/keeperlb/keeperlb/internal/metricsauth"
 )
 
 // MemberKeyEnv names the environment variable holding the key that
@@ -74,6 +74,9 @@ type Options struct {
 	// MetricsAddr and HealthAddr are the listen addresses of the Prometheus
 	// and health endpoints; "0" disables one.
 	MetricsAddr, HealthAddr string
+	// MetricsAuth says whether the metrics endpoint is HTTPS with
+	// authorization.
+	MetricsAuth metricsauth.Options
 	// Liveness configures the heartbeats; Node is filled from NodeName.
 	Liveness membership.Options
 	// Layer2 configures the ARP/NDP announcer.
@@ -95,6 +98,7 @@ func DefaultOptions() Options {
 		NodeName:    node,
 		Namespace:   "metallb-system",
 		MetricsAddr: ":7472",
+		MetricsAuth: metricsauth.DefaultOptions(),
 		HealthAddr:  ":7473",
 		Liveness:    membership.DefaultOptions(node),
 		Layer2:      layer2.Options{},
@@ -107,6 +111,7 @@ func (o *Options) BindFlags(fs *flag.FlagSet) {
 	fs.StringVar(&o.Namespace, "namespace", o.Namespace, "install namespace: configuration and status objects live there")
 	fs.StringVar(&o.LBClass, "lb-class", o.LBClass, "announce only Services with this spec.loadBalancerClass (empty: Services without a class)")
 	fs.StringVar(&o.MetricsAddr, "metrics-bind-address", o.MetricsAddr, "address of the Prometheus endpoint (0 disables)")
+	o.MetricsAuth.BindFlags(fs)
 	fs.StringVar(&o.HealthAddr, "health-probe-bind-address", o.HealthAddr, "address of /healthz and /readyz (0 disables)")
 	fs.IntVar(&o.Liveness.Port, "liveness-port", o.Liveness.Port, "UDP port of the speakers' heartbeats")
 	fs.DurationVar(&o.Liveness.Interval, "liveness-interval", o.Liveness.Interval, "time between two heartbeats to each speaker")
@@ -129,6 +134,8 @@ func NewScheme() (*runtime.Scheme, error) { return kubeobj.NewScheme() }
 // +kubebuilder:rbac:groups=metallb.io,resources=configurationstates,verbs=get;list;watch;create
 // +kubebuilder:rbac:groups=metallb.io,resources=configurationstates/status,verbs=get;update;patch
 // +kubebuilder:rbac:groups="",namespace=metallb-system,resources=secrets,verbs=get;list;watch
+// +kubebuilder:rbac:groups=authentication.k8s.io,resources=tokenreviews,verbs=create
+// +kubebuilder:rbac:groups=authorization.k8s.io,resources=subjectaccessreviews,verbs=create
 
 // Run runs the speaker until ctx ends.
 func Run(ctx context.Context, restCfg *rest.Config, opts Options, log *slog.Logger) error {
@@ -179,7 +186,7 @@ func Run(ctx context.Context, restCfg *rest.Config, opts Options, log *slog.Logg
 			ByObject: kubeobj.InNamespace(opts.Namespace, &v1beta1.ServiceL2Status{}, &v1beta1.ServiceBGPStatus{},
 				&v1beta1.BGPSessionState{}, &v1beta1.ConfigurationState{}),
 		},
-		Metrics:                metricsserver.Options{BindAddress: opts.MetricsAddr},
+		Metrics:                opts.MetricsAuth.ServerOptions(opts.MetricsAddr),
 		HealthProbeBindAddress: opts.HealthAddr,
 		Controller:             ctrlconfig.Controller{SkipNameValidation: &opts.SkipNameValidation},
 	})

@@ -9,9 +9,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net"
-	"net/http"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -86,6 +84,9 @@ type env struct {
 	ctrl     *lab.Process
 	speakers map[string]*lab.Process
 	restarts int
+	// metricsToken may get /metrics, as a Prometheus in the cluster may:
+	// the speakers serve HTTPS and refuse anyone else.
+	metricsToken string
 }
 
 // envOptions tune newEnv.
@@ -125,6 +126,9 @@ func newEnv(t *testing.T, o envOptions) *env {
 		}
 	}
 	if err := l.ApplyNodes(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if e.metricsToken, err = l.MetricsReader(ctx, "monitoring", "prometheus"); err != nil {
 		t.Fatal(err)
 	}
 	e.startController()
@@ -173,41 +177,25 @@ func (e *env) metricValue(node, name string) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	for line := range strings.Lines(body) {
-		if v, ok := strings.CutPrefix(strings.TrimSpace(line), name+" "); ok {
-			var f float64
-			if _, err := fmt.Sscan(v, &f); err != nil {
-				return 0, fmt.Errorf("speaker on %s: parsing %q: %w", node, line, err)
-			}
-			return int(f), nil
-		}
+	v, err := lab.MetricValue(body, name)
+	if err != nil {
+		return 0, fmt.Errorf("the speaker on %s: %w", node, err)
 	}
-	return 0, fmt.Errorf("the speaker on %s does not report %s yet", node, name)
+	return int(v), nil
 }
 
 // scrape reads a speaker's metrics endpoint (the default :7472, in its
-// node's namespace).
+// node's namespace) the way Prometheus does: HTTPS, with a token allowed
+// to get /metrics.
 func (e *env) scrape(node string) (string, error) {
 	h := e.lab.Node(node)
 	ctx, cancel := context.WithTimeout(e.t.Context(), 2*time.Second)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+net.JoinHostPort(h.IPv4.String(), "7472")+"/metrics", nil)
-	if err != nil {
-		return "", err
-	}
-	resp, err := e.lab.HTTPClient(h).Do(req)
+	body, err := e.lab.Scrape(ctx, h, netip.AddrPortFrom(h.IPv4, 7472), e.metricsToken)
 	if err != nil {
 		return "", fmt.Errorf("scraping the speaker on %s: %w", node, err)
 	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return "", fmt.Errorf("scraping the speaker on %s: %w", node, err)
-	}
-	if resp.StatusCode != http.StatusOK {
-		return "", fmt.Errorf("scraping the speaker on %s: %s", node, resp.Status)
-	}
-	return string(b), nil
+	return body, nil
 }
 
 func (e *env) startController() {

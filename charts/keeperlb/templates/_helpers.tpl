@@ -45,3 +45,36 @@ The memberlist Secret's name.
 {{- define "keeperlb.memberlistSecret" -}}
 {{ .Values.speaker.memberlist.existingSecret | default "keeperlb-memberlist" }}
 {{- end }}
+
+{{/*
+Metrics flags of both components: HTTPS with TokenReview and
+SubjectAccessReview unless metrics.secure is false, with the certificate
+from metrics.certSecret when one is named (else self-signed).
+*/}}
+{{- define "keeperlb.metricsArgs" -}}
+{{- if .Values.metrics.secure }}
+{{- if .Values.metrics.certSecret }}
+- --metrics-cert-dir=/tmp/k8s-metrics-server/metrics-certs
+{{- end }}
+{{- else }}
+- --metrics-secure=false
+{{- end }}
+{{- end }}
+
+{{/*
+The metrics certificate's volume mount and volume, when one is named.
+*/}}
+{{- define "keeperlb.metricsCertMount" -}}
+{{- if and .Values.metrics.secure .Values.metrics.certSecret }}
+- name: metrics-certs
+  mountPath: /tmp/k8s-metrics-server/metrics-certs
+  readOnly: true
+{{- end }}
+{{- end }}
+{{- define "keeperlb.metricsCertVolume" -}}
+{{- if and .Values.metrics.secure .Values.metrics.certSecret }}
+- name: metrics-certs
+  secret:
+    secretName: {{ .Values.metrics.certSecret }}
+{{- end }}
+{{- end }}
