@@ -149,8 +149,8 @@ type demoRun struct {
 	// a Prometheus in the cluster has: the endpoints are HTTPS and refuse
 	// anyone else.
 	metricsToken string
-	procs     []*demoProc
-	speakers  map[string]*demoProc
+	procs        []*demoProc
+	speakers     map[string]*demoProc
 
 	vip netip.Addr
 	// announcer is the node announcing vip at first, successor the one

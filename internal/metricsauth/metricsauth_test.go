@@ -103,7 +103,9 @@ func TestFilterBoundsChecks(t *testing.T) {
 		<-release
 		return nil, false, nil
 	})
-	z := authz(func(authorizer.Attributes) (authorizer.Decision, string, error) { return authorizer.DecisionAllow, "", nil })
+	z := authz(func(authorizer.Attributes) (authorizer.Decision, string, error) {
+		return authorizer.DecisionAllow, "", nil
+	})
 	h, err := Filter(a, z)(logr.Discard(), http.NotFoundHandler())
 	if err != nil {
 		t.Fatal(err)
