@@ -31,7 +31,8 @@ type validator struct {
 	// cache first was tried: it admitted a pool overlapping one created a
 	// moment before (a refusal can be re-checked, an admission cannot).
 	// What a flood of forged reviews costs the API server is bounded by
-	// the number of reviews served at once instead (see Setup).
+	// the number of reviews served at once and by this reader's own
+	// request rate instead (see Setup and reviewReader).
 	reader    client.Reader
 	namespace string
 	log       *slog.Logger

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -20,6 +21,7 @@ import (
 	kruntime "k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/client-go/rest"
 	"k8s.io/client-go/util/retry"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -73,6 +75,18 @@ func TestObjectBeingDeletedStaysValid(t *testing.T) {
 // middle of it must still get its address within 2 s.
 func TestWebhookFlood(t *testing.T) {
 	e := newEnv(t)
+	// Count what the reviews cost the API server: the webhook's requests
+	// carry their own user agent.
+	var reviewReads atomic.Int64
+	e.cfg = rest.CopyConfig(e.cfg)
+	e.cfg.Wrap(func(rt http.RoundTripper) http.RoundTripper {
+		return roundTripFunc(func(r *http.Request) (*http.Response, error) {
+			if r.Header.Get("User-Agent") == "keeperlb-controller-webhook" {
+				reviewReads.Add(1)
+			}
+			return rt.RoundTrip(r)
+		})
+	})
 	e.ready(nil)
 	ctx := e.ctx
 	if err := e.c.Create(ctx, &v1beta1.IPAddressPool{ObjectMeta: e.meta("flood"), Spec: v1beta1.IPAddressPoolSpec{Addresses: []string{"198.18.41.0/28"}}}); err != nil {
@@ -112,6 +126,8 @@ func TestWebhookFlood(t *testing.T) {
 	var base0 runtime.MemStats
 	runtime.GC()
 	runtime.ReadMemStats(&base0)
+	reads0 := reviewReads.Load()
+	floodStart := time.Now()
 	floodCtx, stop := context.WithTimeout(ctx, 4*time.Second)
 	defer stop()
 	var wg sync.WaitGroup
@@ -193,6 +209,17 @@ func TestWebhookFlood(t *testing.T) {
 	if got == 0 {
 		t.Errorf("a Service created during the flood had no address 2 s later")
 	}
+	// The review client's token bucket: its burst plus its rate over the
+	// flood, and not a request more, whatever the flood sent.
+	reads, took := reviewReads.Load()-reads0, time.Since(floodStart)
+	limit := int64(200 + 50*took.Seconds() + 1)
+	t.Logf("the reviews made %d API requests in %v (bound %d)", reads, took.Round(time.Millisecond), limit)
+	if reads == 0 {
+		t.Error("no API request was counted from the reviews: the count is not measuring them")
+	}
+	if reads > limit {
+		t.Errorf("the reviews made %d API requests in %v, over the %d their rate limit allows", reads, took, limit)
+	}
 	if sent[http.StatusRequestEntityTooLarge] == 0 || sent[http.StatusOK] == 0 {
 		t.Errorf("the flood did not exercise both paths: %v", sent)
 	}
@@ -210,3 +237,7 @@ func runtimeRaw(t *testing.T, obj any) (raw kruntime.RawExtension) {
 	raw.Raw = b
 	return raw
 }
+
+type roundTripFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }

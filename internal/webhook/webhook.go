@@ -27,6 +27,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
+	"k8s.io/client-go/util/flowcontrol"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 	crwebhook "sigs.k8s.io/controller-runtime/pkg/webhook"
@@ -225,7 +226,11 @@ func Setup(mgr manager.Manager, cfg *rest.Config, namespace string, o Options, l
 			c.NextProtos = []string{"http/1.1"}
 		}},
 	})
-	v := &validator{reader: mgr.GetAPIReader(), namespace: namespace, log: log.With("component", "webhook")}
+	reader, err := reviewReader(cfg, mgr.GetScheme())
+	if err != nil {
+		return err
+	}
+	v := &validator{reader: reader, namespace: namespace, log: log.With("component", "webhook")}
 	lr := logr.FromSlogHandler(log.Handler())
 	slots := make(chan struct{}, maxConcurrentReviews)
 	for _, e := range Endpoints() {
@@ -285,6 +290,31 @@ func bounded(slots chan struct{}, h http.Handler) http.Handler {
 		defer func() { <-slots }()
 		h.ServeHTTP(w, r)
 	})
+}
+
+// Reviews read through their own client with a fixed request rate, apart
+// from the controller's (which may run unlimited, --kube-api-qps): anyone
+// who reaches the port can send reviews, and whatever they send, what the
+// API server gets from them stays under reviewQPS. A kubectl apply of a
+// whole configuration (tens of objects, a few reads each) fits the burst.
+const (
+	reviewQPS   = 50
+	reviewBurst = 200
+)
+
+// reviewReader builds the uncached, rate-limited client reviews read with.
+func reviewReader(cfg *rest.Config, scheme *runtime.Scheme) (client.Reader, error) {
+	rc := rest.CopyConfig(cfg)
+	// One bucket for the whole client: given only QPS and Burst, each
+	// kind's REST client would get a bucket of its own, and the bound
+	// would grow with the number of kinds a review reads.
+	rc.RateLimiter = flowcontrol.NewTokenBucketRateLimiter(reviewQPS, reviewBurst)
+	rc.UserAgent = "keeperlb-controller-webhook"
+	c, err := client.New(rc, client.Options{Scheme: scheme})
+	if err != nil {
+		return nil, fmt.Errorf("building the webhook's review client: %w", err)
+	}
+	return c, nil
 }
 
 // directClient builds an uncached client for the objects the rotator
