@@ -41,8 +41,12 @@ type explainView struct {
 	// spec; nil when they cannot be read (Address says why).
 	Request *requestView `json:"request,omitempty"`
 	// Pools says, for each pool, whether the Service could get an address
-	// from it and why.
+	// from it and why; pools reserved for other namespaces are left out.
 	Pools []poolCandidate `json:"pools"`
+	// ReservedPools counts the pools left out of Pools because their
+	// serviceAllocation admits only other namespaces: they cannot serve
+	// the Service, and are often named after the tenants they serve.
+	ReservedPools int `json:"reservedPools,omitempty"`
 	// Events are the Service's Events, oldest first.
 	Events []eventView `json:"events"`
 	// Announcement answers "who announces it and why that node".
@@ -387,7 +391,13 @@ func explain(in explainInput) *explainView {
 	if reqErr == nil {
 		v.Request = describeRequest(req)
 		if in.cfg != nil {
-			v.Pools = candidatePools(in.cfg, req, !in.hidden.namespace)
+			for _, c := range candidatePools(in.cfg, req, !in.hidden.namespace) {
+				if reservedElsewhere(in.cfg.Pool(c.Name), req, !in.hidden.namespace) {
+					v.ReservedPools++
+					continue
+				}
+				v.Pools = append(v.Pools, c)
+			}
 		}
 	}
 
@@ -453,6 +463,16 @@ func unreadable(in explainInput) []deniedRead {
 	add(h.endpoints, "list EndpointSlices in namespace "+ns,
 		"the Service's serving endpoints, without which it is not announced (and, with externalTrafficPolicy: Local, announced only from their nodes)")
 	return out
+}
+
+// reservedElsewhere reports whether p's serviceAllocation certainly admits
+// no Service of r's namespace. Without the namespace's labels (nsKnown
+// false), a pool that selects namespaces by label might admit it.
+func reservedElsewhere(p *config.Pool, r *ipam.Service, nsKnown bool) bool {
+	if p.Allocation.AdmitsNamespace(r.Namespace, r.NamespaceLabels) {
+		return false
+	}
+	return nsKnown || !namespaceLabelsDecide(p.Allocation, r.Namespace)
 }
 
 // namespaceLabelsDecide reports whether a serviceAllocation admits
@@ -880,6 +900,12 @@ func printExplain(w io.Writer, v *explainView) error {
 		if err := tw.Flush(); err != nil {
 			return err
 		}
+	}
+	if v.ReservedPools > 0 {
+		if len(v.Pools) == 0 {
+			fmt.Fprintln(w, "\nPools:")
+		}
+		fmt.Fprintf(w, "  (and %s reserved for other namespaces by their serviceAllocation, not shown)\n", plural(v.ReservedPools, "pool", "pools"))
 	}
 	fmt.Fprintln(w, "\nEvents:")
 	switch {

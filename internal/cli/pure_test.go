@@ -536,11 +536,6 @@ func TestExplainWithRefusedReads(t *testing.T) {
 			name: "Namespace refused, no pool selects namespaces by label: nothing hidden",
 			in:   explainInput{svc: lbService(), installNS: ins, cfg: cfg, speakerKinds: true, hidden: hidden{namespace: true}},
 		},
-		{
-			name: "Namespace readable, and the pool's labels do not match",
-			in:   explainInput{svc: lbService(), installNS: ins, cfg: cfgByLabel, speakerKinds: true, nsLabels: map[string]string{"tier": "bronze"}},
-			pool: []string{"gold: its serviceAllocation does not admit this Service"},
-		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			v := explain(tc.in)
@@ -590,6 +585,55 @@ func TestExplainWithRefusedReads(t *testing.T) {
 			}
 			if len(tc.reads) == 0 && strings.Contains(buf.String(), "Not readable") {
 				t.Errorf("nothing was refused, yet:\n%s", buf.String())
+			}
+		})
+	}
+}
+
+// TestExplainLeavesOutPoolsReservedForOthers: a pool whose
+// serviceAllocation admits only other namespaces cannot serve the Service
+// and is often named after its tenants, so explain counts it and does not
+// name it, whoever runs explain; a pool that the unreadable labels of the
+// namespace might admit is shown, as unknown.
+func TestExplainLeavesOutPoolsReservedForOthers(t *testing.T) {
+	cfg := testConfig(t,
+		pool("open", []string{"198.18.0.0/24"}),
+		pool("bank-vault", []string{"198.18.5.0/24"}, func(p *v1beta1.IPAddressPool) {
+			p.Spec.ServiceAllocation = &v1beta1.ServiceAllocation{Namespaces: []string{"bank"}}
+		}),
+		pool("gold", []string{"198.18.7.0/24"}, func(p *v1beta1.IPAddressPool) {
+			p.Spec.ServiceAllocation = &v1beta1.ServiceAllocation{NamespaceSelectors: []metav1.LabelSelector{{MatchLabels: map[string]string{"tier": "gold"}}}}
+		}),
+	)
+	inNS := func(ns string) func(*corev1.Service) { return func(s *corev1.Service) { s.Namespace = ns } }
+	for _, tc := range []struct {
+		name     string
+		in       explainInput
+		pools    []string
+		reserved int
+	}{
+		{"labels known", explainInput{svc: lbService(), cfg: cfg, nsLabels: map[string]string{"tier": "bronze"}}, []string{"open"}, 2},
+		{"labels unreadable", explainInput{svc: lbService(), cfg: cfg, hidden: hidden{namespace: true}}, []string{"gold", "open"}, 1},
+		{"the namespace the pool is for", explainInput{svc: lbService(inNS("bank")), cfg: cfg}, []string{"bank-vault", "open"}, 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			v := explain(tc.in)
+			var names []string
+			for _, p := range v.Pools {
+				names = append(names, p.Name)
+			}
+			if strings.Join(names, ",") != strings.Join(tc.pools, ",") || v.ReservedPools != tc.reserved {
+				t.Errorf("pools %v, %d reserved; want %v, %d", names, v.ReservedPools, tc.pools, tc.reserved)
+			}
+			var buf bytes.Buffer
+			if err := printExplain(&buf, v); err != nil {
+				t.Fatal(err)
+			}
+			if want := "reserved for other namespaces by their serviceAllocation, not shown"; !strings.Contains(buf.String(), want) {
+				t.Errorf("output lacks %q:\n%s", want, buf.String())
+			}
+			if tc.in.svc.Namespace != "bank" && strings.Contains(buf.String(), "bank") {
+				t.Errorf("output names the pool reserved for bank:\n%s", buf.String())
 			}
 		})
 	}

@@ -63,6 +63,16 @@ func TestExplainForATenant(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = e.c.Delete(e.ctx, otherNS) })
+	// A pool reserved for the other namespace, named after it.
+	reserved := &v1beta1.IPAddressPool{
+		ObjectMeta: metav1.ObjectMeta{Namespace: e.ns, Name: other},
+		Spec: v1beta1.IPAddressPoolSpec{Addresses: []string{"198.18.42.0/30"}, ServiceAllocation: &v1beta1.ServiceAllocation{
+			Namespaces: []string{other},
+		}},
+	}
+	if err := e.c.Create(e.ctx, reserved); err != nil {
+		t.Fatal(err)
+	}
 	lb := func(ns, name, key, ip string, port int32) *corev1.Service {
 		s := &corev1.Service{
 			ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name, Labels: map[string]string{"app": name}, Annotations: map[string]string{}},
@@ -235,7 +245,8 @@ func TestExplainForATenant(t *testing.T) {
 	// The admin sees everything, and explain still names nothing of the
 	// other namespace, so its output can be pasted to the tenant.
 	out, v = explainAs(e.cp.Kubeconfig, "probe")
-	contains("admin explain probe", out, "It waits for an address: IPInUse", "keeperlb lb show")
+	contains("admin explain probe", out, "It waits for an address: IPInUse", "keeperlb lb show",
+		"(and 2 pools reserved for other namespaces by their serviceAllocation, not shown)")
 	lacks("admin explain probe", out, "Not readable")
 	if len(v.Unreadable) != 0 {
 		t.Errorf("admin explain: unreadable %+v", v.Unreadable)
