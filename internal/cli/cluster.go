@@ -163,8 +163,32 @@ func (a announcement) summary() string {
 // namespace; every namespace is searched when the user may, so that a
 // speaker installed elsewhere is found too.
 func announcers(ctx context.Context, c client.Client, ns string) (map[string]*announcement, bool, error) {
+	out, known, denied, err := speakerReports(ctx, c, ns)
+	if err == nil && denied.l2 != nil {
+		err = denied.l2
+	} else if err == nil && denied.bgp != nil {
+		err = denied.bgp
+	}
+	if err != nil {
+		return nil, false, apiError("reading the speakers' status", err)
+	}
+	return out, known, nil
+}
+
+// reportsDenied holds, for each kind of speaker status object, the
+// Forbidden error when the user may list it neither in every namespace
+// nor in the install namespace; nil when it could be read.
+type reportsDenied struct {
+	l2, bgp error
+}
+
+// speakerReports is announcers for a user who may not read everything:
+// a kind that the user may not list is left out and its refusal returned
+// in denied, and the other kind is still read. err is any other failure.
+func speakerReports(ctx context.Context, c client.Client, ns string) (map[string]*announcement, bool, reportsDenied, error) {
 	var l2 v1beta1.ServiceL2StatusList
 	var bgp v1beta1.ServiceBGPStatusList
+	var denied reportsDenied
 	out := map[string]*announcement{}
 	get := func(key string) *announcement {
 		if out[key] == nil {
@@ -172,16 +196,23 @@ func announcers(ctx context.Context, c client.Client, ns string) (map[string]*an
 		}
 		return out[key]
 	}
-	for _, l := range []client.ObjectList{&l2, &bgp} {
-		err := c.List(ctx, l)
+	for _, k := range []struct {
+		list   client.ObjectList
+		denied *error
+	}{{&l2, &denied.l2}, {&bgp, &denied.bgp}} {
+		err := c.List(ctx, k.list)
 		if apierrors.IsForbidden(err) {
-			err = c.List(ctx, l, client.InNamespace(ns))
+			err = c.List(ctx, k.list, client.InNamespace(ns))
 		}
 		if meta.IsNoMatchError(err) {
-			return out, false, nil
+			return out, false, reportsDenied{}, nil
+		}
+		if apierrors.IsForbidden(err) {
+			*k.denied = err
+			continue
 		}
 		if err != nil {
-			return nil, false, apiError("reading the speakers' status", err)
+			return nil, false, reportsDenied{}, err
 		}
 	}
 	for _, s := range l2.Items {
@@ -202,7 +233,7 @@ func announcers(ctx context.Context, c client.Client, ns string) (map[string]*an
 		slices.SortFunc(a.L2, func(x, y l2Announcer) int { return strings.Compare(x.Node, y.Node) })
 		slices.SortFunc(a.BGP, func(x, y bgpAnnouncer) int { return strings.Compare(x.Node, y.Node) })
 	}
-	return out, true, nil
+	return out, true, denied, nil
 }
 
 // statusKey returns the "namespace/name" of the Service a speaker status

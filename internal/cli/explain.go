@@ -22,6 +22,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/keeperlb/keeperlb/api/v1beta1"
 	"github.com/keeperlb/keeperlb/internal/config"
 	"github.com/keeperlb/keeperlb/internal/controller"
 	"github.com/keeperlb/keeperlb/internal/ipam"
@@ -31,18 +32,37 @@ import (
 // explainView is everything `keeperlb explain` found out about a Service.
 type explainView struct {
 	Service string `json:"service"`
+	// Unreadable lists the reads the user's permissions refused and what
+	// each hides; empty when everything could be read.
+	Unreadable []deniedRead `json:"unreadable,omitempty"`
 	// Address answers "why does it have, or lack, an address".
 	Address addressView `json:"address"`
 	// Request is how the controller reads the Service's annotations and
 	// spec; nil when they cannot be read (Address says why).
 	Request *requestView `json:"request,omitempty"`
 	// Pools says, for each pool, whether the Service could get an address
-	// from it and why.
+	// from it and why; pools reserved for other namespaces are left out.
 	Pools []poolCandidate `json:"pools"`
+	// ReservedPools counts the pools left out of Pools because their
+	// serviceAllocation admits only other namespaces: they cannot serve
+	// the Service, and are often named after the tenants they serve.
+	ReservedPools int `json:"reservedPools,omitempty"`
 	// Events are the Service's Events, oldest first.
 	Events []eventView `json:"events"`
 	// Announcement answers "who announces it and why that node".
 	Announcement announceView `json:"announcement"`
+
+	poolsHidden, eventsHidden bool
+}
+
+// deniedRead is a read that the user's permissions refused, and what
+// explain cannot tell without it.
+type deniedRead struct {
+	// Read is the refused request, as "list IPAddressPools in namespace
+	// metallb-system".
+	Read string `json:"read"`
+	// Hides says what the output lacks, or shows unchecked, because of it.
+	Hides string `json:"hides"`
 }
 
 type addressView struct {
@@ -165,44 +185,98 @@ func contextNamespace(path string) string {
 	return ns
 }
 
+// loadExplain reads what explain weighs about Service ns/name. It works
+// with a tenant's permissions: only the Service itself must be readable.
+// Every other read that is forbidden is left out and recorded in the
+// input's hidden flags, so that explain says what it could not see
+// instead of failing or guessing.
 func loadExplain(ctx context.Context, c client.Client, installNS, ns, name string) (*explainView, error) {
 	svc := &corev1.Service{}
 	if err := c.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, svc); err != nil {
-		if apierrors.IsNotFound(err) {
+		switch {
+		case apierrors.IsNotFound(err):
 			return nil, fmt.Errorf("Service %s/%s not found: check the name and -n (LoadBalancer Services: keeperlb status)", ns, name)
+		case apierrors.IsForbidden(err):
+			return nil, fmt.Errorf("reading Service %s/%s: %w: you may not get Services in namespace %s, and explain needs at least that; use an account with a Role there that allows get on services, or another --kubeconfig", ns, name, err, ns)
 		}
 		return nil, apiError("reading Service "+ns+"/"+name, err)
 	}
-	res, err := loadResources(ctx, c, installNS)
+	in := explainInput{svc: svc, installNS: installNS}
+	res, err := readWeighed(ctx, c, installNS, &in.hidden)
 	if err != nil {
 		return nil, err
 	}
-	cfg, cfgErr := config.Parse(res)
+	if !in.hidden.pools {
+		in.cfg, in.cfgErr = config.Parse(res)
+	}
 	nsObj := &corev1.Namespace{}
-	var nsLabels map[string]string
-	if err := c.Get(ctx, client.ObjectKey{Name: ns}, nsObj); err == nil {
-		nsLabels = nsObj.Labels
+	switch err := c.Get(ctx, client.ObjectKey{Name: ns}, nsObj); {
+	case err == nil:
+		in.nsLabels = nsObj.Labels
+	case apierrors.IsForbidden(err):
+		in.hidden.namespace = true
 	}
-	events, err := serviceEvents(ctx, c, svc)
+	if in.events, err = serviceEvents(ctx, c, svc); apierrors.IsForbidden(err) {
+		in.hidden.events = true
+	} else if err != nil {
+		return nil, apiError("reading the Service's Events", err)
+	}
+	ann, known, denied, err := speakerReports(ctx, c, installNS)
 	if err != nil {
-		return nil, err
+		return nil, apiError("reading the speakers' status", err)
 	}
-	ann, known, err := announcers(ctx, c, installNS)
-	if err != nil {
-		return nil, err
-	}
+	in.ann, in.speakerKinds = ann[ns+"/"+name], known
+	in.hidden.l2Status, in.hidden.bgpStatus = denied.l2 != nil, denied.bgp != nil
 	var eps discoveryv1.EndpointSliceList
-	if err := c.List(ctx, &eps, client.InNamespace(ns), client.MatchingLabels{discoveryv1.LabelServiceName: name}); err != nil {
+	switch err := c.List(ctx, &eps, client.InNamespace(ns), client.MatchingLabels{discoveryv1.LabelServiceName: name}); {
+	case apierrors.IsForbidden(err):
+		in.hidden.endpoints = true
+	case err != nil:
 		return nil, apiError("reading the Service's EndpointSlices", err)
 	}
-	in := explainInput{
-		svc: svc, nsLabels: nsLabels, cfg: cfg, cfgErr: cfgErr, events: events,
-		ann: ann[ns+"/"+name], speakerKinds: known, endpoints: eps.Items,
-	}
+	in.endpoints = eps.Items
 	return explain(in), nil
 }
 
-// serviceEvents returns the Events about svc, oldest first.
+// readWeighed reads, kind by kind, the configuration objects explain
+// weighs: the pools, and the advertisements that announce them. A kind the
+// user may not list is marked in h and left empty; any other failure is an
+// error. BGPPeers, BFD profiles and Communities decide nothing explain
+// says, so they are not read: a tenant is rarely allowed to, and the
+// controller's ConfigurationState already reports their errors (a Service
+// waiting for a valid configuration says so in its condition). For the
+// same reason the advertisements' communities are dropped before parsing:
+// without the Community objects their aliases cannot resolve.
+func readWeighed(ctx context.Context, c client.Client, ns string, h *hidden) (config.Resources, error) {
+	var (
+		pools v1beta1.IPAddressPoolList
+		l2    v1beta1.L2AdvertisementList
+		bgp   v1beta1.BGPAdvertisementList
+	)
+	for _, k := range []struct {
+		list   client.ObjectList
+		kind   string
+		hidden *bool
+	}{
+		{&pools, "IPAddressPools", &h.pools},
+		{&l2, "L2Advertisements", &h.l2Advs},
+		{&bgp, "BGPAdvertisements", &h.bgpAdvs},
+	} {
+		switch err := c.List(ctx, k.list, client.InNamespace(ns)); {
+		case apierrors.IsForbidden(err):
+			*k.hidden = true
+		case err != nil:
+			return config.Resources{}, apiError("reading the "+k.kind+" in "+ns, err)
+		}
+	}
+	for i := range bgp.Items {
+		bgp.Items[i].Spec.Communities = nil
+	}
+	return config.Resources{Namespace: ns, Pools: pools.Items, L2Advs: l2.Items, BGPAdvs: bgp.Items}, nil
+}
+
+// serviceEvents returns the Events about svc, oldest first. The error is
+// the API's, unwrapped, so that the caller can tell a refusal.
 func serviceEvents(ctx context.Context, c client.Client, svc *corev1.Service) ([]eventView, error) {
 	var l corev1.EventList
 	sel := fields.AndSelectors(
@@ -210,10 +284,7 @@ func serviceEvents(ctx context.Context, c client.Client, svc *corev1.Service) ([
 		fields.OneTermEqualSelector("involvedObject.name", svc.Name),
 	)
 	if err := c.List(ctx, &l, client.InNamespace(svc.Namespace), client.MatchingFieldsSelector{Selector: sel}); err != nil {
-		if apierrors.IsForbidden(err) {
-			return nil, nil
-		}
-		return nil, apiError("reading the Service's Events", err)
+		return nil, err
 	}
 	type timed struct {
 		at time.Time
@@ -253,6 +324,7 @@ func latest(ts ...time.Time) time.Time {
 // explainInput is what explain reasons about, read from the cluster.
 type explainInput struct {
 	svc          *corev1.Service
+	installNS    string
 	nsLabels     map[string]string
 	cfg          *config.Config
 	cfgErr       error
@@ -260,12 +332,33 @@ type explainInput struct {
 	ann          *announcement
 	speakerKinds bool
 	endpoints    []discoveryv1.EndpointSlice
+	// hidden says which reads were refused; the zero value is a user who
+	// may read everything.
+	hidden hidden
+}
+
+// hidden marks the reads that the user's permissions refused.
+type hidden struct {
+	// pools: the IPAddressPools; cfg is then nil.
+	pools bool
+	// l2Advs, bgpAdvs: the L2Advertisements, BGPAdvertisements.
+	l2Advs, bgpAdvs bool
+	// namespace: the Service's Namespace, so its labels are unknown.
+	namespace bool
+	// events: the Service's Events.
+	events bool
+	// l2Status, bgpStatus: the speakers' ServiceL2Status,
+	// ServiceBGPStatus objects.
+	l2Status, bgpStatus bool
+	// endpoints: the Service's EndpointSlices.
+	endpoints bool
 }
 
 // explain is the reasoning itself, with no I/O, so that it is table-tested.
 func explain(in explainInput) *explainView {
 	svc := in.svc
-	v := &explainView{Service: svc.Namespace + "/" + svc.Name, Events: in.events, Pools: []poolCandidate{}}
+	v := &explainView{Service: svc.Namespace + "/" + svc.Name, Events: in.events, Pools: []poolCandidate{},
+		poolsHidden: in.hidden.pools, eventsHidden: in.hidden.events}
 	if v.Events == nil {
 		v.Events = []eventView{}
 	}
@@ -298,13 +391,21 @@ func explain(in explainInput) *explainView {
 	if reqErr == nil {
 		v.Request = describeRequest(req)
 		if in.cfg != nil {
-			v.Pools = candidatePools(in.cfg, req)
+			for _, c := range candidatePools(in.cfg, req, !in.hidden.namespace) {
+				if reservedElsewhere(in.cfg.Pool(c.Name), req, !in.hidden.namespace) {
+					v.ReservedPools++
+					continue
+				}
+				v.Pools = append(v.Pools, c)
+			}
 		}
 	}
 
 	switch {
 	case svc.Spec.Type != corev1.ServiceTypeLoadBalancer:
 		a.Verdict = fmt.Sprintf("It has no load-balancer address because its type is %s: KeeperLB serves only type LoadBalancer.", cmp.Or(string(svc.Spec.Type), "ClusterIP"))
+	case cond != nil && cond.Status == metav1.ConditionTrue && in.hidden.pools:
+		a.Verdict = fmt.Sprintf("It has %s from pool %s (as its metallb.io/ip-allocated-from-pool annotation says: the pools are not readable to check it), allocated by the KeeperLB controller.", joinOr(a.IPs, "an address"), cmp.Or(a.Pool, "?"))
 	case cond != nil && cond.Status == metav1.ConditionTrue:
 		a.Verdict = fmt.Sprintf("It has %s from pool %s, allocated by the KeeperLB controller.", joinOr(a.IPs, "an address"), cmp.Or(a.Pool, "?"))
 	case cond != nil:
@@ -327,7 +428,58 @@ func explain(in explainInput) *explainView {
 	}
 
 	v.Announcement = explainAnnouncement(in, v)
+	v.Unreadable = unreadable(in)
 	return v
+}
+
+// unreadable says, for each read the user's permissions refused, what
+// explain could not tell because of it. The Namespace matters only when a
+// pool selects namespaces by label, so its refusal is reported only then.
+func unreadable(in explainInput) []deniedRead {
+	h, ins, ns := in.hidden, in.installNS, in.svc.Namespace
+	var out []deniedRead
+	add := func(refused bool, read, hides string) {
+		if refused {
+			out = append(out, deniedRead{Read: read, Hides: hides})
+		}
+	}
+	var byLabel []string
+	if in.cfg != nil {
+		for _, p := range in.cfg.Pools {
+			if namespaceLabelsDecide(p.Allocation, ns) {
+				byLabel = append(byLabel, p.Name)
+			}
+		}
+	}
+	add(h.pools, "list IPAddressPools in namespace "+ins,
+		"which pools the Service may use, and which one holds its address (the pool shown is the Service's own metallb.io/ip-allocated-from-pool annotation, unchecked)")
+	add(h.l2Advs, "list L2Advertisements in namespace "+ins, "whether its pool is announced over layer 2, and from which nodes")
+	add(h.bgpAdvs, "list BGPAdvertisements in namespace "+ins, "whether its pool is announced over BGP, and from which nodes")
+	add(h.namespace && len(byLabel) > 0, "get Namespace "+ns,
+		"the namespace's labels, which the serviceAllocation of pool(s) "+strings.Join(byLabel, ", ")+" selects by: whether they admit the Service is unknown")
+	add(h.events, "list Events in namespace "+ns, "the Service's Events: what the controller and the speakers reported about it")
+	add(h.l2Status, "list ServiceL2Status in namespace "+ins, "which node answers ARP/NDP for it now")
+	add(h.bgpStatus, "list ServiceBGPStatus in namespace "+ins, "which nodes advertise it over BGP now")
+	add(h.endpoints, "list EndpointSlices in namespace "+ns,
+		"the Service's serving endpoints, without which it is not announced (and, with externalTrafficPolicy: Local, announced only from their nodes)")
+	return out
+}
+
+// reservedElsewhere reports whether p's serviceAllocation certainly admits
+// no Service of r's namespace. Without the namespace's labels (nsKnown
+// false), a pool that selects namespaces by label might admit it.
+func reservedElsewhere(p *config.Pool, r *ipam.Service, nsKnown bool) bool {
+	if p.Allocation.AdmitsNamespace(r.Namespace, r.NamespaceLabels) {
+		return false
+	}
+	return nsKnown || !namespaceLabelsDecide(p.Allocation, r.Namespace)
+}
+
+// namespaceLabelsDecide reports whether a serviceAllocation admits
+// namespace ns only through its namespaceSelectors, so that the
+// namespace's labels decide.
+func namespaceLabelsDecide(a *config.ServiceAllocation, ns string) bool {
+	return a != nil && len(a.NamespaceSelectors) > 0 && !slices.Contains(a.Namespaces, ns)
 }
 
 // reasonHint says what to do about an allocation failure reason.
@@ -344,7 +496,7 @@ func reasonHint(reason string) string {
 	case ipam.ReasonIPNotInPool:
 		return "Request an address inside a pool, or add it to one."
 	case ipam.ReasonIPInUse:
-		return "Another Service holds that address; give both the same metallb.io/allow-shared-ip key with distinct ports, or request another address."
+		return "Another Service holds that address; give both the same metallb.io/allow-shared-ip key with distinct ports, or request another address (the cluster operator sees which Service holds it in keeperlb lb show POOL)."
 	}
 	switch reason {
 	case controller.ReasonNoConfig:
@@ -371,13 +523,20 @@ func describeRequest(r *ipam.Service) *requestView {
 // address-pool annotation picks that pool, and otherwise autoAssign pools
 // whose serviceAllocation admits the Service and that hold the needed
 // families are tried, those with a serviceAllocation first by priority
-// (lower first, 0 last), then the rest, each by name.
-func candidatePools(cfg *config.Config, r *ipam.Service) []poolCandidate {
+// (lower first, 0 last), then the rest, each by name. nsKnown is false
+// when the namespace's labels could not be read: a pool that they would
+// decide is then neither usable nor refused, but unknown.
+func candidatePools(cfg *config.Config, r *ipam.Service, nsKnown bool) []poolCandidate {
 	need := neededFamilies(r)
 	out := make([]poolCandidate, 0, len(cfg.Pools))
 	for _, p := range cfg.Pools {
 		c := poolCandidate{Name: p.Name}
 		admits := p.Allocation.Matches(r.Namespace, r.NamespaceLabels, r.Labels)
+		notAdmitted := "its serviceAllocation does not admit this Service (namespace or labels)"
+		if !admits && !nsKnown && namespaceLabelsDecide(p.Allocation, r.Namespace) &&
+			(&config.ServiceAllocation{ServiceSelectors: p.Allocation.ServiceSelectors}).Matches(r.Namespace, nil, r.Labels) {
+			notAdmitted = "unknown whether its serviceAllocation admits this Service: it selects namespaces by label, and the namespace's labels are not readable"
+		}
 		missing := missingFamilies(p, need)
 		switch {
 		case len(r.RequestedIPs) > 0:
@@ -397,7 +556,7 @@ func candidatePools(cfg *config.Config, r *ipam.Service) []poolCandidate {
 			case len(outside) > 0:
 				c.Why = fmt.Sprintf("holds %s but not %s; both must come from one pool", strings.Join(held, ", "), strings.Join(outside, ", "))
 			case !admits:
-				c.Why = "holds the requested address, but its serviceAllocation does not admit this Service (namespace or labels)"
+				c.Why = "holds the requested address, but " + notAdmitted
 			case buggy(p, r.RequestedIPs):
 				c.Why = "holds the requested address, but avoidBuggyIPs keeps addresses ending in .0 and .255 out"
 			default:
@@ -408,7 +567,7 @@ func candidatePools(cfg *config.Config, r *ipam.Service) []poolCandidate {
 			case r.Pool != p.Name:
 				c.Why = fmt.Sprintf("the Service names pool %q in metallb.io/address-pool", r.Pool)
 			case !admits:
-				c.Why = "named by the Service, but its serviceAllocation does not admit it (namespace or labels)"
+				c.Why = "named by the Service, but " + notAdmitted
 			case missing != "":
 				c.Why = "named by the Service, but it has no " + missing + " addresses, which the Service needs"
 			default:
@@ -419,7 +578,7 @@ func candidatePools(cfg *config.Config, r *ipam.Service) []poolCandidate {
 			case !p.AutoAssign:
 				c.Why = "autoAssign is false: only Services naming it in metallb.io/address-pool get its addresses"
 			case !admits:
-				c.Why = "its serviceAllocation does not admit this Service (namespace or labels)"
+				c.Why = notAdmitted
 			case missing != "":
 				c.Why = "it has no " + missing + " addresses, which the Service needs"
 			case p.Allocation != nil && p.Allocation.Priority > 0:
@@ -591,25 +750,65 @@ func explainAnnouncement(in explainInput, v *explainView) announceView {
 			}
 			av.Why = append(av.Why, why+".")
 		}
-		av.Why = append(av.Why, "Endpoints: "+epText+".")
+		if !in.hidden.endpoints {
+			av.Why = append(av.Why, "Endpoints: "+epText+".")
+		}
+		return av
+	}
+	if h := in.hidden; h.l2Status || h.bgpStatus {
+		// Nothing found, but the user may not read (all) the speakers'
+		// reports: the Service's own nodeAssigned Events are the next
+		// best thing.
+		kinds := "ServiceL2Status and ServiceBGPStatus objects"
+		if !h.l2Status {
+			kinds = "ServiceBGPStatus objects"
+		} else if !h.bgpStatus {
+			kinds = "ServiceL2Status objects"
+		}
+		av.Verdict = "Unknown: your permissions do not allow reading the speakers' " + kinds + ", which say who announces it."
+		if ev, ok := lastEvent(in.events, "nodeAssigned"); ok {
+			av.Why = append(av.Why, fmt.Sprintf("Its latest nodeAssigned Event (%s) says: %s. A speaker writes it when it starts to announce the Service over layer 2; it does not prove that it still does.", ev.Last, ev.Message))
+		} else if !in.hidden.events {
+			av.Why = append(av.Why, "It has no nodeAssigned Event, which a speaker writes when it starts to announce the Service over layer 2.")
+		}
+		if !in.hidden.endpoints {
+			av.Why = append(av.Why, "Endpoints: "+epText+".")
+		}
 		return av
 	}
 	av.Verdict = "No speaker announces it yet (no ServiceL2Status or ServiceBGPStatus object names it)."
 	if !in.speakerKinds {
 		av.Verdict = "Unknown: this cluster has no ServiceL2Status/ServiceBGPStatus kinds, so the speakers cannot report who announces it."
 	}
+	// Without both advertisement kinds, "none selects the pool" cannot be
+	// told from "the user may not see the one that does".
+	advsKnown := in.cfg != nil && pool != "" && !in.hidden.l2Advs && !in.hidden.bgpAdvs
 	switch {
-	case in.cfg != nil && pool != "" && len(l2Advs) == 0 && len(bgpAdvs) == 0:
+	case advsKnown && len(l2Advs) == 0 && len(bgpAdvs) == 0:
 		av.Why = append(av.Why, fmt.Sprintf("No L2Advertisement or BGPAdvertisement selects pool %s: create one (keeperlb lb create, or kubectl apply).", pool))
-	case in.cfg != nil && pool != "" && !anyMatch(l2Advs) && !anyMatch(bgpAdvs):
+	case advsKnown && !anyMatch(l2Advs) && !anyMatch(bgpAdvs):
 		av.Why = append(av.Why, fmt.Sprintf("The advertisements of pool %s have serviceSelectors that this Service's labels do not match.", pool))
 	}
-	if av.ServingEndpoints == 0 {
+	speakers := "Check that the speakers run (kubectl get pods -l app.kubernetes.io/component=speaker in the install namespace) and that keeperlb status shows their ConfigurationState as Valid"
+	switch {
+	case in.hidden.endpoints:
+		av.Why = append(av.Why, speakers+".")
+	case av.ServingEndpoints == 0:
 		av.Why = append(av.Why, "The Service has no serving endpoints, and speakers announce only Services with at least one: check its selector and pods.")
-	} else {
-		av.Why = append(av.Why, "Check that the speakers run (kubectl get pods -l app.kubernetes.io/component=speaker in the install namespace) and that keeperlb status shows their ConfigurationState as Valid; "+epText+".")
+	default:
+		av.Why = append(av.Why, speakers+"; "+epText+".")
 	}
 	return av
+}
+
+// lastEvent returns the latest of events (oldest first) with the reason.
+func lastEvent(events []eventView, reason string) (eventView, bool) {
+	for i := len(events) - 1; i >= 0; i-- {
+		if events[i].Reason == reason {
+			return events[i], true
+		}
+	}
+	return eventView{}, false
 }
 
 // advRef is an advertisement that selects a pool, and whether its
@@ -656,6 +855,13 @@ func advertisementsFor(cfg *config.Config, pool string, svcLabels map[string]str
 
 func printExplain(w io.Writer, v *explainView) error {
 	fmt.Fprintf(w, "Service %s\n\n", v.Service)
+	if len(v.Unreadable) > 0 {
+		fmt.Fprintln(w, "Not readable with your permissions, so not shown or not checked below:")
+		for _, d := range v.Unreadable {
+			fmt.Fprintf(w, "  - %s: hides %s\n", d.Read, d.Hides)
+		}
+		fmt.Fprintln(w)
+	}
 	fmt.Fprintln(w, "Address:")
 	fmt.Fprintf(w, "  %s\n", v.Address.Verdict)
 	if v.Address.Condition != "" {
@@ -673,6 +879,9 @@ func printExplain(w io.Writer, v *explainView) error {
 			fmt.Fprintf(w, ", sharing key %q", r.SharingKey)
 		}
 		fmt.Fprintln(w)
+	}
+	if v.poolsHidden {
+		fmt.Fprintln(w, "\nPools:\n  not readable with your permissions (see above)")
 	}
 	if len(v.Pools) > 0 {
 		fmt.Fprintln(w, "\nPools:")
@@ -692,8 +901,17 @@ func printExplain(w io.Writer, v *explainView) error {
 			return err
 		}
 	}
+	if v.ReservedPools > 0 {
+		if len(v.Pools) == 0 {
+			fmt.Fprintln(w, "\nPools:")
+		}
+		fmt.Fprintf(w, "  (and %s reserved for other namespaces by their serviceAllocation, not shown)\n", plural(v.ReservedPools, "pool", "pools"))
+	}
 	fmt.Fprintln(w, "\nEvents:")
-	if len(v.Events) == 0 {
+	switch {
+	case v.eventsHidden:
+		fmt.Fprintln(w, "  not readable with your permissions (see above)")
+	case len(v.Events) == 0:
 		fmt.Fprintln(w, "  none")
 	}
 	for _, e := range v.Events {

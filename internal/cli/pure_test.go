@@ -137,7 +137,7 @@ func TestCandidatePools(t *testing.T) {
 				t.Fatal(err)
 			}
 			got := map[string]poolCandidate{}
-			for _, c := range candidatePools(cfg, req) {
+			for _, c := range candidatePools(cfg, req, true) {
 				got[c.Name] = c
 			}
 			if len(got) != len(cfg.Pools) {
@@ -419,5 +419,222 @@ func TestPluginRootReadsAsKubectlKeeperlb(t *testing.T) {
 	}
 	if !strings.Contains(out.String(), "kubectl keeperlb lb create NAME") {
 		t.Errorf("plugin help does not read as kubectl keeperlb:\n%s", out.String())
+	}
+}
+
+// TestExplainWithRefusedReads covers explain for a user who may not read
+// everything: each refused read is named with what it hides, and nothing
+// that the refusal makes unknowable is asserted (no "no advertisement
+// selects the pool" without the advertisements, no "no serving endpoints"
+// without the EndpointSlices).
+func TestExplainWithRefusedReads(t *testing.T) {
+	byLabel := pool("gold", []string{"198.18.7.0/24"}, func(p *v1beta1.IPAddressPool) {
+		p.Spec.ServiceAllocation = &v1beta1.ServiceAllocation{NamespaceSelectors: []metav1.LabelSelector{{MatchLabels: map[string]string{"tier": "gold"}}}}
+	})
+	cfg := testConfig(t, pool("open", []string{"198.18.0.0/24"}), pool("dark", []string{"198.18.9.0/24"}))
+	cfgByLabel := testConfig(t, pool("open", []string{"198.18.0.0/24"}), byLabel)
+	allocated := func(s *corev1.Service) {
+		s.UID = "uid-web"
+		s.Annotations = map[string]string{request.AnnotationAllocatedFromPool: "open"}
+		s.Status.LoadBalancer.Ingress = []corev1.LoadBalancerIngress{{IP: "198.18.0.1"}}
+		s.Status.Conditions = []metav1.Condition{{Type: controller.ConditionIPAllocated, Status: metav1.ConditionTrue, Reason: controller.ReasonAllocated}}
+	}
+	inDark := func(s *corev1.Service) {
+		s.Annotations[request.AnnotationAllocatedFromPool] = "dark"
+		s.Status.LoadBalancer.Ingress = []corev1.LoadBalancerIngress{{IP: "198.18.9.1"}}
+	}
+	ready := true
+	endpoints := []discoveryv1.EndpointSlice{{Endpoints: []discoveryv1.Endpoint{{NodeName: new("node-a"), Conditions: discoveryv1.EndpointConditions{Ready: &ready}}}}}
+	assigned := []eventView{
+		{Type: "Normal", Reason: "nodeAssigned", Message: `announcing from node "node-b" with protocol "layer2"`, Last: "2026-01-01T00:00:00Z"},
+		{Type: "Normal", Reason: "nodeAssigned", Message: `announcing from node "node-a" with protocol "layer2"`, Last: "2026-01-02T00:00:00Z"},
+	}
+	const ins = "metallb-system"
+	for _, tc := range []struct {
+		name string
+		in   explainInput
+		// reads are what Unreadable must list, in order.
+		reads                   []string
+		address, announce, pool []string
+		notAnnounce             []string
+		printed                 []string
+	}{
+		{
+			name:     "everything readable",
+			in:       explainInput{svc: lbService(allocated), installNS: ins, cfg: cfg, speakerKinds: true, endpoints: endpoints},
+			announce: []string{"No speaker announces it yet"},
+		},
+		{
+			name: "no metallb.io read at all",
+			in: explainInput{svc: lbService(allocated), installNS: ins, speakerKinds: true, endpoints: endpoints,
+				hidden: hidden{pools: true, l2Advs: true, bgpAdvs: true, namespace: true}},
+			reads: []string{
+				"list IPAddressPools in namespace metallb-system", "list L2Advertisements in namespace metallb-system",
+				"list BGPAdvertisements in namespace metallb-system",
+			},
+			address:     []string{"It has 198.18.0.1 from pool open (as its metallb.io/ip-allocated-from-pool annotation says: the pools are not readable to check it)"},
+			announce:    []string{"No speaker announces it yet"},
+			notAnnounce: []string{"No L2Advertisement"},
+			printed:     []string{"Not readable with your permissions", "hides which pools the Service may use", "Pools:\n  not readable with your permissions (see above)"},
+		},
+		{
+			name: "BGPAdvertisements refused: no advertisement in sight proves nothing",
+			in: explainInput{svc: lbService(allocated, inDark), installNS: ins, cfg: cfg, speakerKinds: true, endpoints: endpoints,
+				hidden: hidden{bgpAdvs: true}},
+			reads:       []string{"list BGPAdvertisements in namespace metallb-system"},
+			announce:    []string{"No speaker announces it yet", "Check that the speakers run"},
+			notAnnounce: []string{"No L2Advertisement or BGPAdvertisement selects pool dark"},
+		},
+		{
+			name: "speakers' status refused: the latest nodeAssigned Event instead",
+			in: explainInput{svc: lbService(allocated), installNS: ins, cfg: cfg, speakerKinds: true, endpoints: endpoints, events: assigned,
+				hidden: hidden{l2Status: true, bgpStatus: true}},
+			reads: []string{"list ServiceL2Status in namespace metallb-system", "list ServiceBGPStatus in namespace metallb-system"},
+			announce: []string{
+				"Unknown: your permissions do not allow reading the speakers' ServiceL2Status and ServiceBGPStatus objects",
+				`Its latest nodeAssigned Event (2026-01-02T00:00:00Z) says: announcing from node "node-a"`, "1 serving endpoint (on node-a)",
+			},
+			notAnnounce: []string{"No speaker announces it yet", `"node-b"`},
+		},
+		{
+			name: "only ServiceBGPStatus refused, no Event",
+			in: explainInput{svc: lbService(allocated), installNS: ins, cfg: cfg, speakerKinds: true, endpoints: endpoints,
+				hidden: hidden{bgpStatus: true}},
+			reads:    []string{"list ServiceBGPStatus in namespace metallb-system"},
+			announce: []string{"speakers' ServiceBGPStatus objects, which", "It has no nodeAssigned Event"},
+		},
+		{
+			name: "speakers' status and Events refused",
+			in: explainInput{svc: lbService(allocated), installNS: ins, cfg: cfg, speakerKinds: true, endpoints: endpoints,
+				hidden: hidden{l2Status: true, bgpStatus: true, events: true}},
+			reads: []string{
+				"list Events in namespace shop", "list ServiceL2Status in namespace metallb-system", "list ServiceBGPStatus in namespace metallb-system",
+			},
+			announce:    []string{"Unknown: your permissions"},
+			notAnnounce: []string{"nodeAssigned"},
+			printed:     []string{"Events:\n  not readable with your permissions (see above)"},
+		},
+		{
+			name: "EndpointSlices refused: no claim about endpoints",
+			in: explainInput{svc: lbService(allocated), installNS: ins, cfg: cfg, speakerKinds: true,
+				hidden: hidden{endpoints: true}},
+			reads:       []string{"list EndpointSlices in namespace shop"},
+			announce:    []string{"No speaker announces it yet", "Check that the speakers run"},
+			notAnnounce: []string{"serving endpoint"},
+		},
+		{
+			name: "Namespace refused, a pool selects namespaces by label",
+			in: explainInput{svc: lbService(), installNS: ins, cfg: cfgByLabel, speakerKinds: true,
+				hidden: hidden{namespace: true}},
+			reads: []string{"get Namespace shop"},
+			pool:  []string{"gold: unknown whether its serviceAllocation admits this Service", "open: autoAssign pool open to every Service"},
+			printed: []string{
+				"get Namespace shop: hides the namespace's labels, which the serviceAllocation of pool(s) gold selects by",
+			},
+		},
+		{
+			name: "Namespace refused, no pool selects namespaces by label: nothing hidden",
+			in:   explainInput{svc: lbService(), installNS: ins, cfg: cfg, speakerKinds: true, hidden: hidden{namespace: true}},
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			v := explain(tc.in)
+			var reads []string
+			for _, d := range v.Unreadable {
+				reads = append(reads, d.Read)
+				if d.Hides == "" {
+					t.Errorf("%s: says nothing of what it hides", d.Read)
+				}
+			}
+			if strings.Join(reads, "|") != strings.Join(tc.reads, "|") {
+				t.Errorf("unreadable %q, want %q", reads, tc.reads)
+			}
+			for _, w := range tc.address {
+				if !strings.Contains(v.Address.Verdict, w) {
+					t.Errorf("address verdict lacks %q: %s", w, v.Address.Verdict)
+				}
+			}
+			all := v.Announcement.Verdict + " | " + strings.Join(v.Announcement.Why, " | ")
+			for _, w := range tc.announce {
+				if !strings.Contains(all, w) {
+					t.Errorf("announcement lacks %q: %s", w, all)
+				}
+			}
+			for _, w := range tc.notAnnounce {
+				if strings.Contains(all, w) {
+					t.Errorf("announcement says %q, which it cannot know: %s", w, all)
+				}
+			}
+			var pools []string
+			for _, p := range v.Pools {
+				pools = append(pools, p.Name+": "+p.Why)
+			}
+			for _, w := range tc.pool {
+				if !strings.Contains(strings.Join(pools, "\n"), w) {
+					t.Errorf("pools lack %q:\n%s", w, strings.Join(pools, "\n"))
+				}
+			}
+			var buf bytes.Buffer
+			if err := printExplain(&buf, v); err != nil {
+				t.Fatal(err)
+			}
+			for _, w := range tc.printed {
+				if !strings.Contains(buf.String(), w) {
+					t.Errorf("output lacks %q:\n%s", w, buf.String())
+				}
+			}
+			if len(tc.reads) == 0 && strings.Contains(buf.String(), "Not readable") {
+				t.Errorf("nothing was refused, yet:\n%s", buf.String())
+			}
+		})
+	}
+}
+
+// TestExplainLeavesOutPoolsReservedForOthers: a pool whose
+// serviceAllocation admits only other namespaces cannot serve the Service
+// and is often named after its tenants, so explain counts it and does not
+// name it, whoever runs explain; a pool that the unreadable labels of the
+// namespace might admit is shown, as unknown.
+func TestExplainLeavesOutPoolsReservedForOthers(t *testing.T) {
+	cfg := testConfig(t,
+		pool("open", []string{"198.18.0.0/24"}),
+		pool("bank-vault", []string{"198.18.5.0/24"}, func(p *v1beta1.IPAddressPool) {
+			p.Spec.ServiceAllocation = &v1beta1.ServiceAllocation{Namespaces: []string{"bank"}}
+		}),
+		pool("gold", []string{"198.18.7.0/24"}, func(p *v1beta1.IPAddressPool) {
+			p.Spec.ServiceAllocation = &v1beta1.ServiceAllocation{NamespaceSelectors: []metav1.LabelSelector{{MatchLabels: map[string]string{"tier": "gold"}}}}
+		}),
+	)
+	inNS := func(ns string) func(*corev1.Service) { return func(s *corev1.Service) { s.Namespace = ns } }
+	for _, tc := range []struct {
+		name     string
+		in       explainInput
+		pools    []string
+		reserved int
+	}{
+		{"labels known", explainInput{svc: lbService(), cfg: cfg, nsLabels: map[string]string{"tier": "bronze"}}, []string{"open"}, 2},
+		{"labels unreadable", explainInput{svc: lbService(), cfg: cfg, hidden: hidden{namespace: true}}, []string{"gold", "open"}, 1},
+		{"the namespace the pool is for", explainInput{svc: lbService(inNS("bank")), cfg: cfg}, []string{"bank-vault", "open"}, 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			v := explain(tc.in)
+			var names []string
+			for _, p := range v.Pools {
+				names = append(names, p.Name)
+			}
+			if strings.Join(names, ",") != strings.Join(tc.pools, ",") || v.ReservedPools != tc.reserved {
+				t.Errorf("pools %v, %d reserved; want %v, %d", names, v.ReservedPools, tc.pools, tc.reserved)
+			}
+			var buf bytes.Buffer
+			if err := printExplain(&buf, v); err != nil {
+				t.Fatal(err)
+			}
+			if want := "reserved for other namespaces by their serviceAllocation, not shown"; !strings.Contains(buf.String(), want) {
+				t.Errorf("output lacks %q:\n%s", want, buf.String())
+			}
+			if tc.in.svc.Namespace != "bank" && strings.Contains(buf.String(), "bank") {
+				t.Errorf("output names the pool reserved for bank:\n%s", buf.String())
+			}
+		})
 	}
 }

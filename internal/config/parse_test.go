@@ -141,6 +141,26 @@ func TestServiceAllocationMatches(t *testing.T) {
 	if !none.Matches("x", nil, nil) {
 		t.Error("a nil allocation must admit every Service")
 	}
+	// The namespace part alone: Service selectors do not count.
+	for _, tt := range []struct {
+		pool, namespace string
+		nsLabels        map[string]string
+		want            bool
+	}{
+		{"svc", "any", nil, true},
+		{"ns-and-svc", "web", nil, true},
+		{"ns-and-svc", "api", nil, false},
+		{"ns-sel", "other", teamA, true},
+		{"ns-sel", "other", nil, false},
+		{"ns-list", "other", teamA, false},
+	} {
+		if got := cfg.Pool(tt.pool).Allocation.AdmitsNamespace(tt.namespace, tt.nsLabels); got != tt.want {
+			t.Errorf("%s.AdmitsNamespace(%q, %v) = %v, want %v", tt.pool, tt.namespace, tt.nsLabels, got, tt.want)
+		}
+	}
+	if !none.AdmitsNamespace("x", nil) {
+		t.Error("a nil allocation must admit every namespace")
+	}
 }
 
 func TestProfileInUse(t *testing.T) {

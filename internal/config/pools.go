@@ -90,16 +90,19 @@ func (p *Pool) Families() (v4, v6 bool) {
 // Service selector is given or one matches; both must hold. A nil
 // allocation restricts nothing.
 func (a *ServiceAllocation) Matches(namespace string, namespaceLabels, serviceLabels map[string]string) bool {
-	if a == nil {
-		return true
-	}
-	nsOK := len(a.Namespaces) == 0 && len(a.NamespaceSelectors) == 0 ||
-		slices.Contains(a.Namespaces, namespace) ||
-		matchesAny(a.NamespaceSelectors, namespaceLabels)
-	if !nsOK {
+	if !a.AdmitsNamespace(namespace, namespaceLabels) {
 		return false
 	}
-	return len(a.ServiceSelectors) == 0 || matchesAny(a.ServiceSelectors, serviceLabels)
+	return a == nil || len(a.ServiceSelectors) == 0 || matchesAny(a.ServiceSelectors, serviceLabels)
+}
+
+// AdmitsNamespace is the namespace part of Matches alone: whether some
+// Service of namespace, with the right labels, could use the pool. A
+// pool that admits no Service of a namespace is reserved for others.
+func (a *ServiceAllocation) AdmitsNamespace(namespace string, namespaceLabels map[string]string) bool {
+	return a == nil || len(a.Namespaces) == 0 && len(a.NamespaceSelectors) == 0 ||
+		slices.Contains(a.Namespaces, namespace) ||
+		matchesAny(a.NamespaceSelectors, namespaceLabels)
 }
 
 // parsedPool is a Pool with what the cross-object rules need to say where

@@ -150,7 +150,7 @@ func (a *Allocator) ensureRequested(s *Service, rec *svcRecord) *Error {
 	var named *pool
 	if s.Pool != "" {
 		if named = a.pools[s.Pool]; named == nil {
-			return a.unknownPool(s)
+			return a.unknownPool(s, rec)
 		}
 	}
 	var p *pool
@@ -165,21 +165,24 @@ func (a *Allocator) ensureRequested(s *Service, rec *svcRecord) *Error {
 		case q == nil:
 			return errorf(ReasonIPNotInPool, "Service %s requests %s, which is in no IPAddressPool; add it to a pool or request another address.", s.Key, ip)
 		case named != nil && q != named:
-			return errorf(ReasonIPNotInPool, "Service %s requests %s from pool %q, but %s belongs to pool %q.", s.Key, ip, named.name, ip, q.name)
+			return errorf(ReasonIPNotInPool, "Service %s requests %s from pool %q, but %s belongs to %s.", s.Key, ip, named.name, ip, poolRef(q, rec))
 		case p != nil && q != p:
-			return errorf(ReasonIPNotInPool, "Service %s requests %s (pool %q) and %s (pool %q); both addresses must come from one pool.", s.Key, ips[0], p.name, ip, q.name)
+			return errorf(ReasonIPNotInPool, "Service %s requests %s (in %s) and %s (in %s); both addresses must come from one pool.", s.Key, ips[0], poolRef(p, rec), ip, poolRef(q, rec))
 		}
 		if _, ok := q.family(f).offsetOf(ip); !ok {
 			if f == IPv4 && q.cfg.AvoidBuggyIPs {
-				return errorf(ReasonIPNotInPool, "Service %s requests %s, but pool %q has avoidBuggyIPs set, which never hands out addresses ending in .0 or .255.", s.Key, ip, q.name)
+				return errorf(ReasonIPNotInPool, "Service %s requests %s, but %s has avoidBuggyIPs set, which never hands out addresses ending in .0 or .255.", s.Key, ip, poolRef(q, rec))
 			}
-			return errorf(ReasonIPNotInPool, "Service %s requests %s, which pool %q cannot hand out (its size is not countable in 128 bits).", s.Key, ip, q.name)
+			return errorf(ReasonIPNotInPool, "Service %s requests %s, which %s cannot hand out (its size is not countable in 128 bits).", s.Key, ip, poolRef(q, rec))
 		}
 		p = q
 		ips = append(ips, ip)
 	}
+	if reservedElsewhere(p, rec) {
+		return errorf(ReasonPoolNotAllowed, "Service %s requests %s, which belongs to a pool reserved for other namespaces (its serviceAllocation does not admit namespace %q); request an address from a pool this namespace may use.", s.Key, joinAddrs(ips), s.Namespace)
+	}
 	if !poolAllows(p, rec.namespace, rec.nsLabels, rec.labels) {
-		return errorf(ReasonPoolNotAllowed, "Service %s requests %s from pool %q, whose serviceAllocation does not select it (namespace %q or the Service's labels do not match).", s.Key, joinAddrs(ips), p.name, s.Namespace)
+		return errorf(ReasonPoolNotAllowed, "Service %s requests %s from pool %q, whose serviceAllocation does not select it (the Service's labels do not match its serviceSelectors).", s.Key, joinAddrs(ips), p.name)
 	}
 	for _, ip := range ips {
 		if why := conflictWithHolders(rec, holdersOf(p, ip)); why != "" {

@@ -40,8 +40,10 @@ const (
 type Error struct {
 	// Reason is the machine-readable class of the failure.
 	Reason Reason
-	// Message is a sentence a user can act on; it names the pools, IPs and
-	// other Services involved.
+	// Message is a sentence a user can act on; it names the pools and IPs
+	// involved, and other Services only of the Service's own namespace. It
+	// goes to the Service's owner, so it names no pool reserved for other
+	// namespaces, and no sharing key but the Service's own.
 	Message string
 }
 
@@ -53,10 +55,41 @@ func errorf(r Reason, format string, args ...any) *Error {
 	return &Error{Reason: r, Message: fmt.Sprintf(format, args...)}
 }
 
-func (a *Allocator) unknownPool(s *Service) *Error {
+// The messages below go to the Service's owner (in an Event and in its
+// condition), who may be a tenant. They name a pool only when its
+// serviceAllocation admits the Service's namespace, or when the Service
+// named it itself: a pool reserved for other namespaces is usually named
+// after them, so listing it would tell a tenant which other tenants there
+// are, and would help with nothing, since the tenant cannot use it.
+
+// reservedElsewhere reports whether p's serviceAllocation admits no
+// Service of rec's namespace.
+func reservedElsewhere(p *pool, rec *svcRecord) bool {
+	return !p.cfg.Allocation.AdmitsNamespace(rec.namespace, rec.nsLabels)
+}
+
+// poolRef names p in a message to rec's owner: `pool "name"`, or, for a
+// pool reserved for other namespaces, no name.
+func poolRef(p *pool, rec *svcRecord) string {
+	if reservedElsewhere(p, rec) {
+		return "a pool reserved for other namespaces"
+	}
+	return fmt.Sprintf("pool %q", p.name)
+}
+
+func (a *Allocator) unknownPool(s *Service, rec *svcRecord) *Error {
+	var usable []string
+	for _, n := range a.names {
+		if !reservedElsewhere(a.pools[n], rec) {
+			usable = append(usable, n)
+		}
+	}
 	known := "there are no pools"
-	if len(a.names) > 0 {
-		known = "existing pools: " + strings.Join(a.names, ", ")
+	switch {
+	case len(usable) > 0:
+		known = "pools its namespace may use: " + strings.Join(usable, ", ")
+	case len(a.names) > 0:
+		known = fmt.Sprintf("no pool admits namespace %q", s.Namespace)
 	}
 	return errorf(ReasonUnknownPool, "Service %s asks for pool %q, which does not exist (%s).", s.Key, s.Pool, known)
 }
@@ -89,23 +122,29 @@ func (a *Allocator) noAddress(s *Service, rec *svcRecord, cands []*pool, fams []
 	}
 	b.WriteString(".")
 	var manual, excluded []string
+	reserved := 0
 	for _, n := range a.names {
 		p := a.pools[n]
 		if !hasFamilies(p, fams) {
 			continue
 		}
 		switch {
-		case !p.cfg.AutoAssign:
-			manual = append(manual, n)
+		case reservedElsewhere(p, rec):
+			reserved++
 		case !poolAllows(p, rec.namespace, rec.nsLabels, rec.labels):
 			excluded = append(excluded, n)
+		case !p.cfg.AutoAssign:
+			manual = append(manual, n)
 		}
 	}
 	if len(manual) > 0 {
 		fmt.Fprintf(&b, " Pools with autoAssign: false are only used when named in the metallb.io/address-pool annotation: %s.", strings.Join(manual, ", "))
 	}
 	if len(excluded) > 0 {
-		fmt.Fprintf(&b, " The serviceAllocation of pool(s) %s does not select this Service.", strings.Join(excluded, ", "))
+		fmt.Fprintf(&b, " The serviceAllocation of pool(s) %s does not select this Service's labels.", strings.Join(excluded, ", "))
+	}
+	if reserved > 0 {
+		fmt.Fprintf(&b, " %d pool(s) with %s are reserved for other namespaces by their serviceAllocation.", reserved, what)
 	}
 	return &Error{Reason: ReasonNoMatchingPool, Message: b.String()}
 }

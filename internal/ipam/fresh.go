@@ -36,7 +36,7 @@ func (a *Allocator) candidates(s *Service, rec *svcRecord) ([]*pool, *Error) {
 	if s.Pool != "" {
 		p := a.pools[s.Pool]
 		if p == nil {
-			return nil, a.unknownPool(s)
+			return nil, a.unknownPool(s, rec)
 		}
 		if !poolAllows(p, rec.namespace, rec.nsLabels, rec.labels) {
 			return nil, errorf(ReasonPoolNotAllowed, "Service %s asks for pool %q, whose serviceAllocation does not select it (namespace %q or the Service's labels do not match).", s.Key, p.name, s.Namespace)

@@ -219,14 +219,14 @@ func TestPoolOrder(t *testing.T) {
 				s.Pool = "b"
 				return s
 			},
-			wantReason: ReasonUnknownPool, wantMsg: []string{`"b"`, "existing pools: a"},
+			wantReason: ReasonUnknownPool, wantMsg: []string{`"b"`, "pools its namespace may use: a"},
 		},
 		{
 			name: "no pool selects the namespace",
 			pools: func(t *testing.T) []*config.Pool {
 				return []*config.Pool{withAlloc(mkPool(t, "a", "10.0.1.0/24"), config.ServiceAllocation{Namespaces: []string{"prod"}})}
 			},
-			wantReason: ReasonNoMatchingPool, wantMsg: []string{"ns/x", "serviceAllocation of pool(s) a"},
+			wantReason: ReasonNoMatchingPool, wantMsg: []string{"ns/x", "1 pool(s) with IPv4 addresses are reserved for other namespaces"},
 		},
 		{
 			name: "no pool has the family",

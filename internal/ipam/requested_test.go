@@ -197,7 +197,7 @@ func TestRequestedIPs(t *testing.T) {
 				s.RequestedIPs = addrs("10.0.0.1")
 				return s
 			},
-			wantReason: ReasonUnknownPool, wantMsg: []string{`"nope"`, "a, b, buggy, manual, restricted"},
+			wantReason: ReasonUnknownPool, wantMsg: []string{`"nope"`, "pools its namespace may use: a, b, buggy, manual)"},
 		},
 		{
 			name: "two IPs in different pools",
@@ -243,7 +243,7 @@ func TestRequestedIPs(t *testing.T) {
 				s.RequestedIPs = addrs("10.0.4.1")
 				return s
 			},
-			wantReason: ReasonPoolNotAllowed, wantMsg: []string{`"restricted"`, "dev/x"},
+			wantReason: ReasonPoolNotAllowed, wantMsg: []string{"reserved for other namespaces", `namespace "dev"`, "dev/x"},
 		},
 		{
 			name: "pool's serviceAllocation includes the namespace",

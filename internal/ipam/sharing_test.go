@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+
+	"github.com/keeperlb/keeperlb/internal/config"
 )
 
 func TestSharingAutoAllocation(t *testing.T) {
@@ -197,5 +199,91 @@ func TestRefusalsLeakNothingAcrossNamespaces(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// TestMessagesNameNoPoolReservedForOthers checks every refusal that names
+// pools: a pool whose serviceAllocation admits only other namespaces is
+// never named to a Service outside them (such pools are often named after
+// the tenants they serve), while a Service of a namespace it admits still
+// reads its name.
+func TestMessagesNameNoPoolReservedForOthers(t *testing.T) {
+	const secret = "bank-vault"
+	pools := func(t *testing.T) []*config.Pool {
+		reserved := mkPool(t, secret, "10.0.9.0/24", "2001:db8:9::/120")
+		reserved.Allocation = &config.ServiceAllocation{Namespaces: []string{"bank"}}
+		reserved.AvoidBuggyIPs = true
+		manual := mkPool(t, secret+"-manual", "2001:db8:8::/120")
+		manual.Allocation, manual.AutoAssign = &config.ServiceAllocation{Namespaces: []string{"bank"}}, false
+		return []*config.Pool{mkPool(t, "shared", "10.0.1.0/24"), reserved, manual}
+	}
+	for _, tc := range []struct {
+		name   string
+		svc    func(ns string) *Service
+		reason Reason
+		want   string
+		// bank: the same request from namespace bank is refused too, and
+		// its message names the pool.
+		bank bool
+	}{
+		{
+			name:   "unknown pool lists the pools the namespace may use",
+			svc:    func(ns string) *Service { s := svc(ns + "/x"); s.Pool = "nope"; return s },
+			reason: ReasonUnknownPool, want: "(pools its namespace may use: shared", bank: true,
+		},
+		{
+			name:   "no pool with the family counts the reserved ones",
+			svc:    func(ns string) *Service { return svc(ns+"/x", IPv6) },
+			reason: ReasonNoMatchingPool, want: "2 pool(s) with IPv6 addresses are reserved for other namespaces",
+		},
+		{
+			name:   "requested .0 in the reserved avoidBuggyIPs pool",
+			svc:    func(ns string) *Service { s := svc(ns + "/x"); s.RequestedIPs = addrs("10.0.9.0"); return s },
+			reason: ReasonIPNotInPool, want: "but a pool reserved for other namespaces has avoidBuggyIPs set", bank: true,
+		},
+		{
+			name:   "requested address in the reserved pool",
+			svc:    func(ns string) *Service { s := svc(ns + "/x"); s.RequestedIPs = addrs("10.0.9.7"); return s },
+			reason: ReasonPoolNotAllowed, want: `belongs to a pool reserved for other namespaces (its serviceAllocation does not admit namespace "shop")`,
+		},
+		{
+			name: "requested address in the reserved pool, another pool named",
+			svc: func(ns string) *Service {
+				s := svc(ns + "/x")
+				s.Pool, s.RequestedIPs = "shared", addrs("10.0.9.7")
+				return s
+			},
+			reason: ReasonIPNotInPool, want: `from pool "shared", but 10.0.9.7 belongs to a pool reserved for other namespaces`, bank: true,
+		},
+		{
+			name: "requested addresses in two pools, one reserved",
+			svc: func(ns string) *Service {
+				s := svc(ns+"/x", IPv4, IPv6)
+				s.Policy, s.RequestedIPs = RequireDualStack, addrs("10.0.1.7", "2001:db8:9::7")
+				return s
+			},
+			reason: ReasonIPNotInPool, want: `(in pool "shared") and 2001:db8:9::7 (in a pool reserved for other namespaces)`, bank: true,
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := newAlloc(t, pools(t)...).Ensure(tc.svc("shop"))
+			var e *Error
+			if !errors.As(err, &e) || e.Reason != tc.reason {
+				t.Fatalf("Ensure = %v, want a %s error", err, tc.reason)
+			}
+			if !strings.Contains(e.Message, tc.want) {
+				t.Errorf("message %q does not say %q", e.Message, tc.want)
+			}
+			if strings.Contains(e.Message, secret) {
+				t.Errorf("message to a Service of shop names pool %s, reserved for bank: %q", secret, e.Message)
+			}
+			if !tc.bank {
+				return
+			}
+			_, err = newAlloc(t, pools(t)...).Ensure(tc.svc("bank"))
+			if !errors.As(err, &e) || e.Reason != tc.reason || !strings.Contains(e.Message, secret) {
+				t.Errorf("from bank: %v, want a %s error naming pool %s", err, tc.reason, secret)
+			}
+		})
 	}
 }
