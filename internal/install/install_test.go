@@ -482,6 +482,7 @@ func TestHelmLint(t *testing.T) {
 	for _, values := range []map[string]any{
 		nil,
 		{"serviceMonitor": map[string]any{"enabled": true}, "webhook": map[string]any{"enabled": false}, "loadBalancerClass": "example.com/lb"},
+		memberlistValues("secretKey", "a-key-the-operator-chose-0123456789", "secondaryKey", "the-next-key-0123456789"),
 	} {
 		if err := install.LintChart(chartDir, "metallb-system", values); err != nil {
 			t.Errorf("values %v: %v", values, err)
