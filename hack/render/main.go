@@ -5,8 +5,10 @@
 //	go run ./hack/render kustomize config/default | keeperlb apply -f -
 //	go run ./hack/render helm --namespace metallb-system charts/keeperlb | keeperlb apply -f -
 //
-// The helm mode renders like `helm template`: there is no cluster, so the
-// memberlist key is new on every run unless --set speaker.memberlist.secretKey=...
+// The helm mode renders like `helm template`, and the same values give the
+// same bytes on every run: the chart renders no random heartbeat key (the
+// controller creates it in the cluster) unless
+// --set speaker.memberlist.secretKey=... gives one.
 package main
 
 import (

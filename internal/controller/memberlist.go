@@ -52,21 +52,33 @@ func (m *memberlistKey) Start(ctx context.Context) error {
 func (m *memberlistKey) NeedLeaderElection() bool { return false }
 
 func (m *memberlistKey) ensure(ctx context.Context) error {
+	created, err := EnsureMemberlistSecret(ctx, m.client, m.namespace, m.name)
+	if created {
+		m.log.Info("created the speakers' memberlist Secret", "secret", m.namespace+"/"+m.name)
+	}
+	return err
+}
+
+// EnsureMemberlistSecret creates Secret namespace/name holding a random
+// 64-byte heartbeat key (base64) under MemberlistKeyField, unless a Secret
+// of that name exists, which it leaves exactly as it is. It reports whether
+// it created one. The controller calls it at start for
+// --memberlist-secret-name.
+func EnsureMemberlistSecret(ctx context.Context, c client.Client, namespace, name string) (created bool, err error) {
 	raw := make([]byte, 64)
 	_, _ = rand.Read(raw) // crypto/rand.Read never fails
 	s := &corev1.Secret{
-		ObjectMeta: metav1.ObjectMeta{Namespace: m.namespace, Name: m.name,
+		ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: name,
 			Labels: map[string]string{"app.kubernetes.io/name": "keeperlb", "app.kubernetes.io/component": "speaker"}},
 		Type:       corev1.SecretTypeOpaque,
 		StringData: map[string]string{MemberlistKeyField: base64.StdEncoding.EncodeToString(raw)},
 	}
-	err := m.client.Create(ctx, s)
+	err = c.Create(ctx, s)
 	switch {
 	case err == nil:
-		m.log.Info("created the speakers' memberlist Secret", "secret", m.namespace+"/"+m.name)
-		return nil
+		return true, nil
 	case apierrors.IsAlreadyExists(err):
-		return nil
+		return false, nil
 	}
-	return fmt.Errorf("creating Secret %s/%s: %w", m.namespace, m.name, err)
+	return false, fmt.Errorf("creating Secret %s/%s: %w", namespace, name, err)
 }

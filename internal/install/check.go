@@ -2,7 +2,9 @@ package install
 
 import (
 	"errors"
+	"flag"
 	"fmt"
+	"io"
 	"reflect"
 	"slices"
 
@@ -15,6 +17,8 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/intstr"
 
+	"github.com/keeperlb/keeperlb/internal/controller"
+	"github.com/keeperlb/keeperlb/internal/membership"
 	"github.com/keeperlb/keeperlb/internal/metricsauth"
 	"github.com/keeperlb/keeperlb/internal/webhook"
 )
@@ -27,8 +31,11 @@ const (
 	WebhookServiceName   = "keeperlb-webhook-service"
 	WebhookConfigName    = "keeperlb-webhook-configuration"
 	MemberlistSecretName = "keeperlb-memberlist"
-	MemberlistSecretKey  = "secretkey"
-	BGPPeerCRDName       = "bgppeers.metallb.io"
+	MemberlistSecretKey  = controller.MemberlistKeyField
+	// MemberlistSecondaryKey is the Secret key of the second heartbeat
+	// key, accepted during a rotation.
+	MemberlistSecondaryKey = "secondarykey"
+	BGPPeerCRDName         = "bgppeers.metallb.io"
 
 	MetricsPort = 7472
 	// MetricsReaderRole is the ClusterRole allowed to scrape.
@@ -37,6 +44,36 @@ const (
 	WebhookPort       = 9443
 	WebhookCertDir    = "/tmp/k8s-webhook-server/serving-certs"
 )
+
+// KeySource says who provides the speakers' heartbeat key, the Secret
+// Want.MemberlistSecret.
+type KeySource int
+
+const (
+	// KeyFromController: the controller creates the Secret with a random
+	// key at run time (its --memberlist-secret-name names it). The
+	// manifests carry none, so rendering them twice gives the same bytes.
+	KeyFromController KeySource = iota
+	// KeyFromInstall: the manifests carry the Secret with a fixed key
+	// (Helm's speaker.memberlist.secretKey); the controller creates none.
+	KeyFromInstall
+	// KeyExternal: the user made the Secret; neither the manifests nor the
+	// controller create it (Helm's speaker.memberlist.existingSecret).
+	KeyExternal
+)
+
+// String names the source in messages.
+func (k KeySource) String() string {
+	switch k {
+	case KeyFromController:
+		return "the controller"
+	case KeyFromInstall:
+		return "the install"
+	case KeyExternal:
+		return "an external Secret"
+	}
+	return fmt.Sprintf("KeySource(%d)", int(k))
+}
 
 // Want is what an install must contain; Check compares objects with it.
 type Want struct {
@@ -47,9 +84,9 @@ type Want struct {
 	// MemberlistSecret is the Secret the speaker's heartbeat key comes
 	// from; empty means MemberlistSecretName.
 	MemberlistSecret string
-	// ExternalMemberlistSecret says the Secret is not part of the install
-	// (the user created it).
-	ExternalMemberlistSecret bool
+	// MemberlistKey says who provides that Secret; the zero value is the
+	// controller, at run time.
+	MemberlistKey KeySource
 	// Webhook says the webhooks are on: their Service, the
 	// ValidatingWebhookConfiguration and the BGPPeer conversion must be
 	// there, and are checked against internal/webhook.
@@ -85,6 +122,7 @@ func Check(objs []*unstructured.Unstructured, want Want) error {
 	c.rbac()
 	ctrl := c.controller()
 	spk := c.speaker()
+	c.memberlist(ctrl, spk)
 	c.metricsServices(ctrl, spk)
 	c.webhook(ctrl)
 	c.serviceMonitors()
@@ -391,21 +429,100 @@ func (c *checker) speaker() *appsv1.DaemonSet {
 		(e.ValueFrom.SecretKeyRef.Optional != nil && *e.ValueFrom.SecretKeyRef.Optional) {
 		c.fail(what, "env METALLB_ML_SECRET_KEY must come from Secret %s key %s (not optional)", c.want.MemberlistSecret, MemberlistSecretKey)
 	}
-	if !c.want.ExternalMemberlistSecret {
+	return &ds
+}
+
+// memberlist checks that exactly one party provides the speakers'
+// heartbeat key, the one Want names: the controller (no Secret in the
+// manifests, and the controller creates the Secret the speakers read), the
+// install (the Secret with a long enough key, and the controller creates
+// none) or the user (no Secret, and the controller creates none).
+func (c *checker) memberlist(ctrl *appsv1.Deployment, spk *appsv1.DaemonSet) {
+	name := c.want.MemberlistSecret
+	secret := "Secret " + name
+	rendered := Find(c.objs, "Secret", name) != nil
+	creates, known := c.controllerCreates(ctrl)
+	ctrlWhat := "Deployment " + ControllerName
+	switch c.want.MemberlistKey {
+	case KeyFromController:
+		if rendered {
+			c.fail(secret, "is in the manifests, but the controller provides the heartbeat key at run time: a key the install renders is new on every `helm template`, and each GitOps sync would roll the speakers")
+		}
+		if !known {
+			return
+		}
+		switch reads := speakerKeyRef(spk); {
+		case creates == "":
+			c.fail(ctrlWhat, "args: --memberlist-secret-name is empty, so nothing creates Secret %s and the speakers never start", name)
+		case creates != name:
+			c.fail(ctrlWhat, "args: --memberlist-secret-name is %q, but the speakers read Secret %s", creates, name)
+		case reads != "" && reads != creates:
+			c.fail(ctrlWhat, "args: --memberlist-secret-name is %q, but the speakers' METALLB_ML_SECRET_KEY reads Secret %s", creates, reads)
+		}
+	case KeyFromInstall:
 		var s corev1.Secret
-		if c.get("Secret", c.want.MemberlistSecret, &s) {
-			key := s.Data[MemberlistSecretKey]
-			if len(key) == 0 {
-				key = []byte(s.StringData[MemberlistSecretKey])
-			}
-			if len(key) < 32 {
-				c.fail("Secret "+s.Name, "%s holds %d bytes; want a random key of at least 32", MemberlistSecretKey, len(key))
+		if c.get("Secret", name, &s) {
+			for _, k := range []string{MemberlistSecretKey, MemberlistSecondaryKey} {
+				key, ok := s.Data[k]
+				if !ok {
+					str, inString := s.StringData[k]
+					key, ok = []byte(str), inString
+				}
+				switch {
+				case k == MemberlistSecretKey && len(key) < membership.MinKeyLen:
+					c.fail(secret, "data.%s holds %d bytes; a speaker refuses a key shorter than %d", k, len(key), membership.MinKeyLen)
+				case k == MemberlistSecondaryKey && ok && len(key) < membership.MinKeyLen:
+					c.fail(secret, "data.%s holds %d bytes; want none or at least %d", k, len(key), membership.MinKeyLen)
+				}
 			}
 		}
-	} else if Find(c.objs, "Secret", c.want.MemberlistSecret) != nil {
-		c.fail("Secret "+c.want.MemberlistSecret, "is external but the install creates it")
+		if known && creates != "" {
+			c.fail(ctrlWhat, "args: --memberlist-secret-name=%s: the controller would create a second key, but the install provides Secret %s; it must be empty", creates, name)
+		}
+	case KeyExternal:
+		if rendered {
+			c.fail(secret, "is external (the user's) but the install creates it")
+		}
+		if known && creates != "" {
+			c.fail(ctrlWhat, "args: --memberlist-secret-name=%s: the controller would create a key, but the user provides Secret %s; it must be empty", creates, name)
+		}
+	default:
+		c.fail("Want", "MemberlistKey %v is not a key source", c.want.MemberlistKey)
 	}
-	return &ds
+}
+
+// controllerCreates returns the Secret the controller creates a heartbeat
+// key in, its effective --memberlist-secret-name: the manifest's args
+// parsed by the controller's own flag definitions, defaults included.
+// known is false when there is no controller or its args do not parse.
+func (c *checker) controllerCreates(d *appsv1.Deployment) (name string, known bool) {
+	if d == nil || len(d.Spec.Template.Spec.Containers) != 1 {
+		return "", false
+	}
+	fs := flag.NewFlagSet(ControllerName, flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	opts := controller.DefaultOptions()
+	opts.BindFlags(fs)
+	args := d.Spec.Template.Spec.Containers[0].Args
+	if err := fs.Parse(args); err != nil {
+		c.fail("Deployment "+ControllerName, "args %v do not parse with the controller's flags: %v", args, err)
+		return "", false
+	}
+	return opts.MemberlistSecret, true
+}
+
+// speakerKeyRef returns the Secret the speaker's METALLB_ML_SECRET_KEY
+// comes from, or "".
+func speakerKeyRef(ds *appsv1.DaemonSet) string {
+	if ds == nil || len(ds.Spec.Template.Spec.Containers) != 1 {
+		return ""
+	}
+	for _, e := range ds.Spec.Template.Spec.Containers[0].Env {
+		if e.Name == "METALLB_ML_SECRET_KEY" && e.ValueFrom != nil && e.ValueFrom.SecretKeyRef != nil {
+			return e.ValueFrom.SecretKeyRef.Name
+		}
+	}
+	return ""
 }
 
 // namespaceArg checks that the component is told its install namespace

@@ -36,11 +36,15 @@ func TestManifestFlagsParse(t *testing.T) {
 	for _, r := range []struct {
 		name string
 		objs []*unstructured.Unstructured
+		// memberlist is the Secret the controller must create.
+		memberlist string
 	}{
-		{"kustomize", kustomize(t, "default", map[string][]byte{"speaker/memberlist.key": memberlistKey(t)})},
-		{"helm", renderChart(t, "metallb-system", nil)},
-		{"helm, class, no webhooks", renderChart(t, "metallb-system", map[string]any{"loadBalancerClass": "example.com/lb", "webhook": map[string]any{"enabled": false}})},
-		{"helm, other speaker ports", renderChart(t, "metallb-system", map[string]any{"speaker": map[string]any{"metricsPort": 9472, "healthPort": 9473, "livenessPort": 9946}})},
+		{"kustomize", kustomize(t, "default"), install.MemberlistSecretName},
+		{"helm", renderChart(t, "metallb-system", nil), install.MemberlistSecretName},
+		{"helm, class, no webhooks", renderChart(t, "metallb-system", map[string]any{"loadBalancerClass": "example.com/lb", "webhook": map[string]any{"enabled": false}}), install.MemberlistSecretName},
+		{"helm, other speaker ports", renderChart(t, "metallb-system", map[string]any{"speaker": map[string]any{"metricsPort": 9472, "healthPort": 9473, "livenessPort": 9946}}), install.MemberlistSecretName},
+		{"helm, key given", renderChart(t, "metallb-system", memberlistValues("secretKey", "a-key-the-operator-chose-0123456789")), ""},
+		{"helm, existing Secret", renderChart(t, "metallb-system", memberlistValues("existingSecret", "my-key")), ""},
 	} {
 		objs := r.objs
 		t.Run(r.name, func(t *testing.T) {
@@ -53,6 +57,9 @@ func TestManifestFlagsParse(t *testing.T) {
 			}
 			if c.Namespace != "metallb-system" || !c.LeaderElect || c.MetricsAddr != ":7472" || c.HealthAddr != ":7473" {
 				t.Errorf("controller options %+v", c)
+			}
+			if c.MemberlistSecret != r.memberlist {
+				t.Errorf("the controller creates memberlist Secret %q, want %q", c.MemberlistSecret, r.memberlist)
 			}
 
 			fs = flag.NewFlagSet("keeperlb-speaker", flag.ContinueOnError)

@@ -2,8 +2,8 @@ package install_test
 
 import (
 	"bytes"
-	"crypto/rand"
 	"encoding/base64"
+	"fmt"
 	"io"
 	"log"
 	"os"
@@ -33,20 +33,9 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-// memberlistKey returns a fresh random key like the one docs/install.md
-// tells users to create.
-func memberlistKey(t *testing.T) []byte {
+func kustomize(t *testing.T, dir string) []*unstructured.Unstructured {
 	t.Helper()
-	b := make([]byte, 48)
-	if _, err := rand.Read(b); err != nil {
-		t.Fatal(err)
-	}
-	return []byte(base64.StdEncoding.EncodeToString(b))
-}
-
-func kustomize(t *testing.T, dir string, extra map[string][]byte) []*unstructured.Unstructured {
-	t.Helper()
-	fsys, err := install.ConfigFS(configDir, extra)
+	fsys, err := install.ConfigFS(configDir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -78,7 +67,6 @@ func defaultWant(t *testing.T, ns string) install.Want {
 }
 
 func TestKustomize(t *testing.T) {
-	key := memberlistKey(t)
 	for _, tc := range []struct {
 		dir             string
 		serviceMonitors bool
@@ -87,7 +75,7 @@ func TestKustomize(t *testing.T) {
 		{"monitoring", true},
 	} {
 		t.Run(tc.dir, func(t *testing.T) {
-			objs := kustomize(t, tc.dir, map[string][]byte{"speaker/memberlist.key": key})
+			objs := kustomize(t, tc.dir)
 			w := defaultWant(t, "metallb-system")
 			w.ServiceMonitors = tc.serviceMonitors
 			if err := install.Check(objs, w); err != nil {
@@ -96,14 +84,6 @@ func TestKustomize(t *testing.T) {
 			ns := install.Find(objs, "Namespace", "metallb-system")
 			if ns == nil || ns.GetLabels()["pod-security.kubernetes.io/enforce"] != "privileged" {
 				t.Errorf("config/%s: the namespace must exist and allow the speaker (pod-security privileged): %v", tc.dir, ns)
-			}
-			secret := install.Find(objs, "Secret", install.MemberlistSecretName)
-			enc, _, _ := unstructured.NestedString(secret.Object, "data", install.MemberlistSecretKey)
-			// kustomize folds long values over lines; base64 decoding
-			// skips the newlines, as the API server's does.
-			got, err := base64.StdEncoding.DecodeString(enc)
-			if err != nil || !bytes.Equal(got, key) {
-				t.Errorf("config/%s: the memberlist Secret does not hold config/speaker/memberlist.key", tc.dir)
 			}
 			strictServiceMonitors(t, objs, tc.serviceMonitors)
 		})
@@ -140,17 +120,34 @@ func strictServiceMonitors(t *testing.T, objs []*unstructured.Unstructured, want
 	}
 }
 
-func TestKustomizeNeedsMemberlistKey(t *testing.T) {
-	fsys, err := install.ConfigFS(configDir, nil)
+// TestKustomizeNeedsNoKeyFile: `kubectl apply -k config/default` needs no
+// step before it. config/default and config/monitoring build without any
+// key file and carry no Secret at all; the controller they run creates the
+// one the speakers read.
+func TestKustomizeNeedsNoKeyFile(t *testing.T) {
+	fsys, err := install.ConfigFS(configDir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	// A key file left in the working tree by someone following
-	// docs/install.md must not hide the failure being tested.
-	_ = fsys.RemoveAll("/config/speaker/memberlist.key")
-	_, _, err = install.Kustomize(fsys, "/config/default")
-	if err == nil || !strings.Contains(err.Error(), "memberlist.key") {
-		t.Fatalf("building without the key must fail naming memberlist.key, got %v", err)
+	// A key file left in the working tree from an older install must not
+	// be what makes the build succeed.
+	if err := fsys.RemoveAll("/config/speaker/memberlist.key"); err != nil {
+		t.Fatal(err)
+	}
+	for _, dir := range []string{"default", "monitoring"} {
+		objs, _, err := install.Kustomize(fsys, "/config/"+dir)
+		if err != nil {
+			t.Fatalf("config/%s must build with no key file: %v", dir, err)
+		}
+		for _, o := range objs {
+			if o.GetKind() == "Secret" {
+				t.Errorf("config/%s carries Secret %s; the controller creates the heartbeat key", dir, o.GetName())
+			}
+		}
+		args := containerArgs(t, objs, "Deployment", install.ControllerName, "metallb-system")
+		if !slices.Contains(args, "--memberlist-secret-name="+install.MemberlistSecretName) {
+			t.Errorf("config/%s: the controller's args %v do not name the Secret it creates (--memberlist-secret-name=%s)", dir, args, install.MemberlistSecretName)
+		}
 	}
 }
 
@@ -161,7 +158,7 @@ func TestImageTagsMatchChart(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	objs := kustomize(t, "default", map[string][]byte{"speaker/memberlist.key": memberlistKey(t)})
+	objs := kustomize(t, "default")
 	for kind, name := range map[string]string{"Deployment": install.ControllerName, "DaemonSet": install.SpeakerName} {
 		o := install.Find(objs, kind, name)
 		cs, _, _ := unstructured.NestedSlice(o.Object, "spec", "template", "spec", "containers")
@@ -175,15 +172,32 @@ func TestImageTagsMatchChart(t *testing.T) {
 
 func renderChart(t *testing.T, ns string, values map[string]any) []*unstructured.Unstructured {
 	t.Helper()
+	objs, _ := renderManifest(t, ns, values)
+	return objs
+}
+
+// renderManifest renders the chart as `helm template` does, returning the
+// objects and the manifest text.
+func renderManifest(t *testing.T, ns string, values map[string]any) ([]*unstructured.Unstructured, string) {
+	t.Helper()
 	ch, err := install.LoadChart(chartDir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	objs, _, err := install.RenderChart(ch, install.Release{Name: "keeperlb", Namespace: ns, Values: values})
+	objs, manifest, err := install.RenderChart(ch, install.Release{Name: "keeperlb", Namespace: ns, Values: values})
 	if err != nil {
 		t.Fatal(err)
 	}
-	return objs
+	return objs, manifest
+}
+
+// memberlistValues are chart values setting speaker.memberlist.
+func memberlistValues(kv ...string) map[string]any {
+	m := map[string]any{}
+	for i := 0; i+1 < len(kv); i += 2 {
+		m[kv[i]] = kv[i+1]
+	}
+	return map[string]any{"speaker": map[string]any{"memberlist": m}}
 }
 
 func TestHelmRender(t *testing.T) {
@@ -208,11 +222,17 @@ func TestHelmRender(t *testing.T) {
 			values: map[string]any{"metrics": map[string]any{"services": false}, "serviceMonitor": map[string]any{"enabled": true}},
 			want:   func(w *install.Want) { w.ServiceMonitors = true }},
 		{name: "existing memberlist secret", ns: "metallb-system",
-			values: map[string]any{"speaker": map[string]any{"memberlist": map[string]any{"existingSecret": "my-key"}}},
+			values: memberlistValues("existingSecret", "my-key"),
 			want: func(w *install.Want) {
 				w.MemberlistSecret = "my-key"
-				w.ExternalMemberlistSecret = true
+				w.MemberlistKey = install.KeyExternal
 			}},
+		{name: "memberlist key given", ns: "metallb-system",
+			values: memberlistValues("secretKey", "a-key-the-operator-chose-0123456789"),
+			want:   func(w *install.Want) { w.MemberlistKey = install.KeyFromInstall }},
+		{name: "memberlist key rotating", ns: "lb",
+			values: memberlistValues("secretKey", "a-key-the-operator-chose-0123456789", "secondaryKey", "the-next-key-0123456789"),
+			want:   func(w *install.Want) { w.MemberlistKey = install.KeyFromInstall }},
 		{name: "plain HTTP metrics", ns: "metallb-system",
 			values: map[string]any{"metrics": map[string]any{"secure": false}, "serviceMonitor": map[string]any{"enabled": true}},
 			want: func(w *install.Want) {
@@ -253,26 +273,140 @@ func TestHelmRender(t *testing.T) {
 	}
 }
 
+// TestHelmTemplateIsStable: two `helm template` renders with the same
+// values are byte-identical, so a GitOps tool applying each render changes
+// nothing and rolls no speaker. With the default values that means no
+// random heartbeat key anywhere (the controller makes it).
+func TestHelmTemplateIsStable(t *testing.T) {
+	render := func(values map[string]any) string {
+		_, m := renderManifest(t, "metallb-system", values)
+		return m
+	}
+	for _, values := range []map[string]any{
+		nil,
+		memberlistValues("secretKey", "a-key-the-operator-chose-0123456789"),
+		memberlistValues("existingSecret", "my-key"),
+	} {
+		if a, b := render(values), render(values); a != b {
+			t.Errorf("values %v: two renders differ:\n%s", values, firstDifference(a, b))
+		}
+	}
+}
+
+// firstDifference shows the first differing line of two texts.
+func firstDifference(a, b string) string {
+	al, bl := strings.Split(a, "\n"), strings.Split(b, "\n")
+	for i := range min(len(al), len(bl)) {
+		if al[i] != bl[i] {
+			return fmt.Sprintf("line %d:\n- %s\n+ %s", i+1, al[i], bl[i])
+		}
+	}
+	return fmt.Sprintf("one render has %d lines, the other %d", len(al), len(bl))
+}
+
+// TestHelmMemberlistKey: who provides the speakers' heartbeat key under
+// each way of configuring it, and what the speakers are told.
 func TestHelmMemberlistKey(t *testing.T) {
-	key := func(objs []*unstructured.Unstructured) []byte {
+	const key, next = "a-key-the-operator-chose-0123456789", "the-next-key-0123456789"
+	secretData := func(objs []*unstructured.Unstructured, field string) (string, bool) {
 		s := install.Find(objs, "Secret", install.MemberlistSecretName)
 		if s == nil {
 			t.Fatal("no memberlist Secret")
 		}
-		v, _, _ := unstructured.NestedString(s.Object, "data", install.MemberlistSecretKey)
+		v, ok, _ := unstructured.NestedString(s.Object, "data", field)
 		b, err := base64.StdEncoding.DecodeString(v)
 		if err != nil {
 			t.Fatal(err)
 		}
-		return b
+		return string(b), ok
 	}
-	a, b := key(renderChart(t, "metallb-system", nil)), key(renderChart(t, "metallb-system", nil))
-	if len(a) < 32 || bytes.Equal(a, b) {
-		t.Errorf("without a cluster each render must generate a new random key of 32+ bytes: %q, %q", a, b)
+	checksum := func(objs []*unstructured.Unstructured) string {
+		v, _, _ := unstructured.NestedString(install.Find(objs, "DaemonSet", install.SpeakerName).Object, "spec", "template", "metadata", "annotations", "checksum/memberlist")
+		return v
 	}
-	given := key(renderChart(t, "metallb-system", map[string]any{"speaker": map[string]any{"memberlist": map[string]any{"secretKey": "a-key-the-operator-chose-0123456789"}}}))
-	if string(given) != "a-key-the-operator-chose-0123456789" {
-		t.Errorf("speaker.memberlist.secretKey not used: got %q", given)
+	controllerCreates := func(objs []*unstructured.Unstructured) string {
+		for _, a := range containerArgs(t, objs, "Deployment", install.ControllerName, "metallb-system") {
+			if v, ok := strings.CutPrefix(a, "--memberlist-secret-name="); ok {
+				return v
+			}
+		}
+		t.Fatal("the chart does not pass the controller --memberlist-secret-name")
+		return ""
+	}
+	secrets := func(objs []*unstructured.Unstructured) (n int) {
+		for _, o := range objs {
+			if o.GetKind() == "Secret" {
+				n++
+			}
+		}
+		return n
+	}
+
+	// Default: the controller creates the key; the chart renders no
+	// Secret and no checksum of a key it does not know.
+	def := renderChart(t, "metallb-system", nil)
+	if n := secrets(def); n != 0 {
+		t.Errorf("default values render %d Secrets, want none", n)
+	}
+	if got := controllerCreates(def); got != install.MemberlistSecretName {
+		t.Errorf("default values: the controller creates %q, want %s", got, install.MemberlistSecretName)
+	}
+	if sum := checksum(def); sum != "" {
+		t.Errorf("default values: the speakers carry checksum/memberlist %q of a key the chart does not know", sum)
+	}
+
+	// secretKey: the chart renders it; the controller must create none.
+	given := renderChart(t, "metallb-system", memberlistValues("secretKey", key))
+	if got, _ := secretData(given, install.MemberlistSecretKey); got != key {
+		t.Errorf("speaker.memberlist.secretKey not used: got %q", got)
+	}
+	if _, ok := secretData(given, install.MemberlistSecondaryKey); ok {
+		t.Error("a secondarykey rendered without speaker.memberlist.secondaryKey")
+	}
+	if got := controllerCreates(given); got != "" {
+		t.Errorf("with secretKey the controller creates %q, want nothing (--memberlist-secret-name=)", got)
+	}
+	// Each step of a rotation through the values must roll the speakers.
+	rotating := renderChart(t, "metallb-system", memberlistValues("secretKey", key, "secondaryKey", next))
+	if got, _ := secretData(rotating, install.MemberlistSecondaryKey); got != next {
+		t.Errorf("speaker.memberlist.secondaryKey not used: got %q", got)
+	}
+	swapped := renderChart(t, "metallb-system", memberlistValues("secretKey", next, "secondaryKey", key))
+	sums := []string{checksum(given), checksum(rotating), checksum(swapped)}
+	if sums[0] == "" || sums[0] == sums[1] || sums[1] == sums[2] || sums[0] == sums[2] {
+		t.Errorf("checksum/memberlist over the rotation steps %q: want three different values", sums)
+	}
+
+	// existingSecret: the user's; nobody else creates it.
+	ext := renderChart(t, "metallb-system", memberlistValues("existingSecret", "my-key"))
+	if n := secrets(ext); n != 0 {
+		t.Errorf("with existingSecret the chart renders %d Secrets, want none", n)
+	}
+	if got := controllerCreates(ext); got != "" {
+		t.Errorf("with existingSecret the controller creates %q, want nothing", got)
+	}
+}
+
+// TestHelmRefusesBadMemberlistValues: values that would leave the speakers
+// without a usable key fail the render, naming the value.
+func TestHelmRefusesBadMemberlistValues(t *testing.T) {
+	ch, err := install.LoadChart(chartDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		values map[string]any
+		want   string
+	}{
+		{memberlistValues("secretKey", "short"), "speaker.memberlist.secretKey has 5 bytes; a speaker refuses a key shorter than 16"},
+		{memberlistValues("secretKey", "a-key-the-operator-chose-0123456789", "secondaryKey", "short"), "speaker.memberlist.secondaryKey has 5 bytes"},
+		{memberlistValues("secondaryKey", "the-next-key-0123456789"), "speaker.memberlist.secondaryKey is set without speaker.memberlist.secretKey"},
+		{memberlistValues("secretKey", "a-key-the-operator-chose-0123456789", "existingSecret", "my-key"), "speaker.memberlist.secretKey and speaker.memberlist.existingSecret are both set"},
+	} {
+		_, _, err := install.RenderChart(ch, install.Release{Name: "keeperlb", Namespace: "metallb-system", Values: tc.values})
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("values %v: want an error containing %q, got %v", tc.values, tc.want, err)
+		}
 	}
 }
 
@@ -318,7 +452,7 @@ func TestHelmMetricsAccess(t *testing.T) {
 
 // TestHelmAndKustomizeAgree: both ways of installing run the same pods.
 func TestHelmAndKustomizeAgree(t *testing.T) {
-	k := kustomize(t, "default", map[string][]byte{"speaker/memberlist.key": memberlistKey(t)})
+	k := kustomize(t, "default")
 	h := renderChart(t, "metallb-system", nil)
 	names := func(objs []*unstructured.Unstructured) []string {
 		var out []string
@@ -348,6 +482,7 @@ func TestHelmLint(t *testing.T) {
 	for _, values := range []map[string]any{
 		nil,
 		{"serviceMonitor": map[string]any{"enabled": true}, "webhook": map[string]any{"enabled": false}, "loadBalancerClass": "example.com/lb"},
+		memberlistValues("secretKey", "a-key-the-operator-chose-0123456789", "secondaryKey", "the-next-key-0123456789"),
 	} {
 		if err := install.LintChart(chartDir, "metallb-system", values); err != nil {
 			t.Errorf("values %v: %v", values, err)

@@ -3,10 +3,8 @@ package install
 import (
 	"fmt"
 	"io/fs"
-	"maps"
 	"os"
 	"path/filepath"
-	"slices"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/kustomize/api/krusty"
@@ -33,11 +31,10 @@ func Kustomize(fsys filesys.FileSystem, dir string) ([]*unstructured.Unstructure
 }
 
 // ConfigFS copies the repository's config/ folder into an in-memory file
-// system rooted at /config and adds the files given (paths relative to
-// /config), so that a build can supply the memberlist key without writing
-// into the working tree. It returns the file system; build /config/default
-// or /config/monitoring from it.
-func ConfigFS(configDir string, extra map[string][]byte) (filesys.FileSystem, error) {
+// system rooted at /config, so that a build sees exactly the files the
+// test means, and a test may add or remove some without touching the
+// working tree. Build /config/default or /config/monitoring from it.
+func ConfigFS(configDir string) (filesys.FileSystem, error) {
 	mem := filesys.MakeFsInMemory()
 	err := filepath.WalkDir(configDir, func(path string, d fs.DirEntry, err error) error {
 		if err != nil {
@@ -59,11 +56,6 @@ func ConfigFS(configDir string, extra map[string][]byte) (filesys.FileSystem, er
 	})
 	if err != nil {
 		return nil, fmt.Errorf("copying %s: %w", configDir, err)
-	}
-	for _, name := range slices.Sorted(maps.Keys(extra)) {
-		if err := mem.WriteFile(filepath.Join("/config", name), extra[name]); err != nil {
-			return nil, fmt.Errorf("adding %s: %w", name, err)
-		}
 	}
 	return mem, nil
 }

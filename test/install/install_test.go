@@ -15,12 +15,14 @@ import (
 	"crypto/x509/pkix"
 	"encoding/base64"
 	"encoding/pem"
+	"flag"
 	"fmt"
 	"io"
 	"log"
 	"math/big"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"sync"
@@ -28,18 +30,24 @@ import (
 	"time"
 
 	"helm.sh/helm/v3/pkg/action"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"k8s.io/client-go/discovery"
 	"k8s.io/client-go/discovery/cached/memory"
 	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/restmapper"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/keeperlb/keeperlb/internal/cli"
+	"github.com/keeperlb/keeperlb/internal/controller"
 	"github.com/keeperlb/keeperlb/internal/controlplane"
 	"github.com/keeperlb/keeperlb/internal/install"
 )
@@ -77,13 +85,76 @@ func startControlPlane(t *testing.T) *controlplane.ControlPlane {
 	return cp
 }
 
-func memberlistKey(t *testing.T) []byte {
+// controllerMakesKey does what the controller of these manifests does at
+// start about the speakers' heartbeat key: it parses the Deployment's args
+// with the controller's own flag definitions and, for a non-empty
+// --memberlist-secret-name, runs the controller's own
+// controller.EnsureMemberlistSecret. Nothing here runs the controller pods,
+// so the test stands in for them. It returns the Secret's name ("" when the
+// controller creates none) and whether it created one.
+func controllerMakesKey(t *testing.T, ctx context.Context, cfg *rest.Config, objs []*unstructured.Unstructured) (name string, created bool) {
 	t.Helper()
-	b := make([]byte, 48)
-	if _, err := rand.Read(b); err != nil {
+	d := install.Find(objs, "Deployment", install.ControllerName)
+	if d == nil {
+		t.Fatal("no controller Deployment")
+	}
+	cs, _, _ := unstructured.NestedSlice(d.Object, "spec", "template", "spec", "containers")
+	args, _, _ := unstructured.NestedStringSlice(cs[0].(map[string]any), "args")
+	for i := range args {
+		args[i] = strings.ReplaceAll(args[i], "$(POD_NAMESPACE)", d.GetNamespace())
+	}
+	fs := flag.NewFlagSet("keeperlb-controller", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	opts := controller.DefaultOptions()
+	opts.BindFlags(fs)
+	if err := fs.Parse(args); err != nil {
+		t.Fatalf("controller args %v: %v", args, err)
+	}
+	if opts.MemberlistSecret == "" {
+		return "", false
+	}
+	c, err := client.New(cfg, client.Options{})
+	if err != nil {
 		t.Fatal(err)
 	}
-	return []byte(base64.StdEncoding.EncodeToString(b))
+	created, err = controller.EnsureMemberlistSecret(ctx, c, opts.Namespace, opts.MemberlistSecret)
+	if err != nil {
+		t.Fatalf("the controller's key creation: %v", err)
+	}
+	return opts.MemberlistSecret, created
+}
+
+// liveSecret reads Secret name in the install namespace; nil when there
+// is none.
+func liveSecret(t *testing.T, ctx context.Context, cfg *rest.Config, name string) *corev1.Secret {
+	t.Helper()
+	cs, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := cs.CoreV1().Secrets(namespace).Get(ctx, name, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		return nil
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// sameSecret fails the test unless the live memberlist Secret is still
+// exactly before: same object, never written, same key.
+func sameSecret(t *testing.T, ctx context.Context, cfg *rest.Config, before *corev1.Secret, after string) {
+	t.Helper()
+	now := liveSecret(t, ctx, cfg, before.Name)
+	switch {
+	case now == nil:
+		t.Errorf("%s deleted Secret %s (the speakers would get a new key)", after, before.Name)
+	case now.UID != before.UID || now.ResourceVersion != before.ResourceVersion:
+		t.Errorf("%s rewrote Secret %s (uid %s rv %s, was %s rv %s)", after, before.Name, now.UID, now.ResourceVersion, before.UID, before.ResourceVersion)
+	case !reflect.DeepEqual(now.Data, before.Data):
+		t.Errorf("%s changed the key in Secret %s", after, before.Name)
+	}
 }
 
 func wantFor(t *testing.T) install.Want {
@@ -155,7 +226,7 @@ func TestKustomizeInstall(t *testing.T) {
 	cp := startControlPlane(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	fsys, err := install.ConfigFS(configDir, map[string][]byte{"speaker/memberlist.key": memberlistKey(t)})
+	fsys, err := install.ConfigFS(configDir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -193,13 +264,24 @@ func TestKustomizeInstall(t *testing.T) {
 		t.Errorf("the stored kustomize install breaks the install policy:\n%v", err)
 	}
 
+	// The install carries no heartbeat key; the controller creates it.
+	if name, created := controllerMakesKey(t, ctx, cp.Config, objs); name != install.MemberlistSecretName || !created {
+		t.Fatalf("the kustomize controller made Secret %q (created %v), want %s created", name, created, install.MemberlistSecretName)
+	}
+	key := liveSecret(t, ctx, cp.Config, install.MemberlistSecretName)
+	if key == nil || len(key.Data[install.MemberlistSecretKey]) < 16 {
+		t.Fatalf("the controller's memberlist Secret is missing or short: %v", key)
+	}
+
 	// The controller injects its CA into the webhook configuration and the
-	// BGPPeer CRD; applying the manifests again must leave it alone.
+	// BGPPeer CRD; applying the manifests again must leave it, and the
+	// controller's key, alone.
 	ca := injectCA(t, ctx, cp.Config)
 	if _, err := install.Apply(ctx, cp.Config, objs, install.ApplyOptions{FieldManager: "kubectl"}); err != nil {
 		t.Fatalf("re-applying the kustomize install: %v", err)
 	}
 	checkCA(t, ctx, cp.Config, ca)
+	sameSecret(t, ctx, cp.Config, key, "re-applying config/default")
 
 	// 3. config/monitoring, where the Prometheus Operator's CRDs exist.
 	if _, err := install.Apply(ctx, cp.Config, readFile(t, "testdata/servicemonitors-crd.yaml"), install.ApplyOptions{}); err != nil {
@@ -222,6 +304,7 @@ func TestKustomizeInstall(t *testing.T) {
 	if err := install.Check(fetch(t, ctx, cp.Config, mon), w); err != nil {
 		t.Errorf("the stored monitoring install breaks the install policy:\n%v", err)
 	}
+	sameSecret(t, ctx, cp.Config, key, "applying config/monitoring")
 }
 
 // warningRecorder collects the API server's warnings to Helm's requests.
@@ -263,25 +346,36 @@ func helmConfig(t *testing.T, cp *controlplane.ControlPlane, warn *warningRecord
 	return cfg
 }
 
-func memberlistState(t *testing.T, objs []*unstructured.Unstructured) (key, checksum string) {
+// helmUpgrade runs `helm upgrade keeperlb charts/keeperlb -n metallb-system
+// --reset-values` with values (without --reset-values, an upgrade given no
+// values reuses the last release's) and returns the release's objects.
+func helmUpgrade(t *testing.T, ctx context.Context, cfg *action.Configuration, values map[string]any, takeOwnership bool) ([]*unstructured.Unstructured, error) {
 	t.Helper()
-	s := install.Find(objs, "Secret", install.MemberlistSecretName)
-	ds := install.Find(objs, "DaemonSet", install.SpeakerName)
-	if s == nil || ds == nil {
-		t.Fatal("memberlist Secret or speaker DaemonSet missing")
+	ch, err := install.LoadChart(chartDir)
+	if err != nil {
+		t.Fatal(err)
 	}
-	key, _, _ = unstructured.NestedString(s.Object, "data", install.MemberlistSecretKey)
-	checksum, _, _ = unstructured.NestedString(ds.Object, "spec", "template", "metadata", "annotations", "checksum/memberlist")
-	if key == "" || checksum == "" {
-		t.Fatalf("memberlist key %q or DaemonSet checksum %q empty", key, checksum)
+	up := action.NewUpgrade(cfg)
+	up.Namespace = namespace
+	up.Timeout = time.Minute
+	up.ResetValues = true
+	up.TakeOwnership = takeOwnership
+	rel, err := up.RunWithContext(ctx, "keeperlb", ch, values)
+	if err != nil {
+		return nil, err
 	}
-	return key, checksum
+	objs, err := install.Decode([]byte(rel.Manifest))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return objs, nil
 }
 
 // TestHelmInstall follows docs/install.md's Helm path on a real API server
 // with the Helm library itself: install (CRDs, RBAC, workloads, webhooks,
-// ServiceMonitors), every object stored and within the policy, then an
-// upgrade that must keep the memberlist key (the chart's `lookup`).
+// ServiceMonitors), every object stored and within the policy, the
+// controller creating the heartbeat key the release does not carry, then an
+// upgrade that must leave that key exactly as it was.
 func TestHelmInstall(t *testing.T) {
 	cp := startControlPlane(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
@@ -321,7 +415,13 @@ func TestHelmInstall(t *testing.T) {
 		t.Errorf("the stored Helm install breaks the install policy:\n%v", err)
 	}
 	strictDryRun(t, ctx, cp.Config, objs)
-	key, sum := memberlistState(t, stored)
+	if s := install.Find(objs, "Secret", install.MemberlistSecretName); s != nil {
+		t.Fatal("the release carries the memberlist Secret; the controller creates it")
+	}
+	if name, created := controllerMakesKey(t, ctx, cp.Config, objs); name != install.MemberlistSecretName || !created {
+		t.Fatalf("the Helm controller made Secret %q (created %v), want %s created", name, created, install.MemberlistSecretName)
+	}
+	key := liveSecret(t, ctx, cp.Config, install.MemberlistSecretName)
 	ca := injectCA(t, ctx, cp.Config)
 
 	// helm upgrade keeperlb charts/keeperlb -n metallb-system --reuse-values --set controller.extraArgs={--workers=4}
@@ -341,9 +441,9 @@ func TestHelmInstall(t *testing.T) {
 		t.Fatal(err)
 	}
 	stored = fetch(t, ctx, cp.Config, objs)
-	key2, sum2 := memberlistState(t, stored)
-	if key2 != key || sum2 != sum {
-		t.Errorf("helm upgrade changed the memberlist key (the speakers would stop trusting each other mid-rollout)")
+	sameSecret(t, ctx, cp.Config, key, "helm upgrade")
+	if _, created := controllerMakesKey(t, ctx, cp.Config, objs); created {
+		t.Error("the upgraded controller made a second key")
 	}
 	checkCA(t, ctx, cp.Config, ca)
 	if install.Find(stored, "ServiceMonitor", install.ControllerName) == nil {
@@ -358,6 +458,133 @@ func TestHelmInstall(t *testing.T) {
 	want.CABundleInjected = true
 	if err := install.Check(stored, want); err != nil {
 		t.Errorf("the upgraded Helm install breaks the install policy:\n%v", err)
+	}
+}
+
+// TestHelmMemberlistKeyHandover moves the heartbeat key between the
+// controller and the release on a real API server, as docs/install.md
+// tells users to: a key the controller made cannot be overwritten by a
+// `helm upgrade` that sets another one; setting the current key with
+// --take-ownership hands it to the release unchanged; and when a release
+// stops rendering the Secret (as an upgrade from a chart version that
+// rendered it does), helm.sh/resource-policy: keep keeps it, while without
+// the annotation Helm deletes it and the controller makes a new key.
+func TestHelmMemberlistKeyHandover(t *testing.T) {
+	cp := startControlPlane(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	ch, err := install.LoadChart(chartDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := helmConfig(t, cp, &warningRecorder{})
+	inst := action.NewInstall(cfg)
+	inst.ReleaseName = "keeperlb"
+	inst.Namespace = namespace
+	inst.CreateNamespace = true
+	inst.Timeout = time.Minute
+	rel, err := inst.RunWithContext(ctx, ch, nil)
+	if err != nil {
+		t.Fatalf("helm install: %v", err)
+	}
+	objs, err := install.Decode([]byte(rel.Manifest))
+	if err != nil {
+		t.Fatal(err)
+	}
+	controllerMakesKey(t, ctx, cp.Config, objs)
+	made := liveSecret(t, ctx, cp.Config, install.MemberlistSecretName)
+	if made == nil {
+		t.Fatal("the controller made no memberlist Secret")
+	}
+	current := string(made.Data[install.MemberlistSecretKey])
+	keyValues := func(key string) map[string]any {
+		return map[string]any{"speaker": map[string]any{"memberlist": map[string]any{"secretKey": key}}}
+	}
+
+	// 1. helm upgrade --set speaker.memberlist.secretKey=<another key>:
+	//    refused before anything changes.
+	_, err = helmUpgrade(t, ctx, cfg, keyValues("another-key-0123456789abcdef"), false)
+	if err == nil || !strings.Contains(err.Error(), install.MemberlistSecretName) || !strings.Contains(err.Error(), "cannot be imported") {
+		t.Fatalf("helm upgrade over the controller's key: want a refusal naming Secret %s, got %v", install.MemberlistSecretName, err)
+	}
+	sameSecret(t, ctx, cp.Config, made, "a refused helm upgrade")
+
+	// 2. The current key, --take-ownership: the release owns the Secret,
+	//    the key is unchanged and the controller creates none.
+	objs, err = helmUpgrade(t, ctx, cfg, keyValues(current), true)
+	if err != nil {
+		t.Fatalf("helm upgrade --take-ownership with the current key: %v", err)
+	}
+	owned := liveSecret(t, ctx, cp.Config, install.MemberlistSecretName)
+	if owned == nil || owned.UID != made.UID || !reflect.DeepEqual(owned.Data, made.Data) {
+		t.Fatalf("taking the Secret over changed it: %v", owned)
+	}
+	if owned.Annotations["meta.helm.sh/release-name"] != "keeperlb" {
+		t.Errorf("the Secret is not the release's: annotations %v", owned.Annotations)
+	}
+	if name, _ := controllerMakesKey(t, ctx, cp.Config, objs); name != "" {
+		t.Errorf("with secretKey the controller still creates Secret %s", name)
+	}
+	w := wantFor(t)
+	w.MemberlistKey = install.KeyFromInstall
+	w.CABundleInjected = true
+	if err := install.Check(fetch(t, ctx, cp.Config, objs), w); err != nil {
+		t.Errorf("the release with secretKey breaks the install policy:\n%v", err)
+	}
+
+	// 3. A release that stops rendering the Secret, after
+	//    kubectl annotate secret keeperlb-memberlist helm.sh/resource-policy=keep:
+	//    Helm leaves it, and the controller keeps using it.
+	cs, err := kubernetes.NewForConfig(cp.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	annotate := func(value string) {
+		t.Helper()
+		v := "null"
+		if value != "" {
+			v = `"` + value + `"`
+		}
+		patch := []byte(`{"metadata":{"annotations":{"helm.sh/resource-policy":` + v + `}}}`)
+		if _, err := cs.CoreV1().Secrets(namespace).Patch(ctx, install.MemberlistSecretName, types.MergePatchType, patch, metav1.PatchOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	annotate("keep")
+	objs, err = helmUpgrade(t, ctx, cfg, nil, false)
+	if err != nil {
+		t.Fatalf("helm upgrade to the default values: %v", err)
+	}
+	if install.Find(objs, "Secret", install.MemberlistSecretName) != nil {
+		t.Fatal("the default release still renders the Secret")
+	}
+	kept := liveSecret(t, ctx, cp.Config, install.MemberlistSecretName)
+	if kept == nil || !reflect.DeepEqual(kept.Data, made.Data) {
+		t.Fatalf("helm.sh/resource-policy: keep did not keep the key: %v", kept)
+	}
+	if _, created := controllerMakesKey(t, ctx, cp.Config, objs); created {
+		t.Error("the controller replaced the kept key")
+	}
+
+	// 4. The same without the annotation: Helm deletes the Secret and the
+	//    controller makes a new key (the upgrade caveat docs/install.md
+	//    describes).
+	if _, err := helmUpgrade(t, ctx, cfg, keyValues(current), false); err != nil {
+		t.Fatalf("helm upgrade back to secretKey: %v", err)
+	}
+	annotate("")
+	objs, err = helmUpgrade(t, ctx, cfg, nil, false)
+	if err != nil {
+		t.Fatalf("helm upgrade to the default values: %v", err)
+	}
+	if gone := liveSecret(t, ctx, cp.Config, install.MemberlistSecretName); gone != nil {
+		t.Fatalf("without resource-policy keep Helm left the Secret no longer rendered (the doc says it deletes it): %v", gone.Annotations)
+	}
+	if _, created := controllerMakesKey(t, ctx, cp.Config, objs); !created {
+		t.Fatal("the controller did not make a new key")
+	}
+	if renewed := liveSecret(t, ctx, cp.Config, install.MemberlistSecretName); bytes.Equal(renewed.Data[install.MemberlistSecretKey], made.Data[install.MemberlistSecretKey]) {
+		t.Error("the new key equals the old one")
 	}
 }
 

@@ -40,10 +40,50 @@ An image reference; call with (dict "root" $ "image" .Values.x.image).
 {{- end }}
 
 {{/*
-The memberlist Secret's name.
+The memberlist Secret's name: the one the speakers read their heartbeat
+key from.
 */}}
 {{- define "keeperlb.memberlistSecret" -}}
 {{ .Values.speaker.memberlist.existingSecret | default "keeperlb-memberlist" }}
+{{- end }}
+
+{{/*
+The heartbeat key given in the values (speaker.memberlist.secretKey), or
+empty. It fails the render on values that cannot work: a key and an
+existing Secret both, a secondary key without a key, or a key shorter than
+the 16 bytes a speaker accepts.
+*/}}
+{{- define "keeperlb.memberlistKey" -}}
+{{- $m := .Values.speaker.memberlist }}
+{{- $key := toString ($m.secretKey | default "") }}
+{{- $second := toString ($m.secondaryKey | default "") }}
+{{- if and $key $m.existingSecret }}
+{{- fail "speaker.memberlist.secretKey and speaker.memberlist.existingSecret are both set: give the key, or name the Secret holding it, not both" }}
+{{- end }}
+{{- if and $second (not $key) }}
+{{- fail "speaker.memberlist.secondaryKey is set without speaker.memberlist.secretKey: a rotation through the values needs both (with existingSecret, put secondarykey into that Secret)" }}
+{{- end }}
+{{- if and $key (lt (len $key) 16) }}
+{{- fail (printf "speaker.memberlist.secretKey has %d bytes; a speaker refuses a key shorter than 16 (use random bytes, e.g. head -c 48 /dev/urandom | base64)" (len $key)) }}
+{{- end }}
+{{- if and $second (lt (len $second) 16) }}
+{{- fail (printf "speaker.memberlist.secondaryKey has %d bytes; a speaker refuses a key shorter than 16" (len $second)) }}
+{{- end }}
+{{- $key }}
+{{- end }}
+
+{{/*
+The controller's --memberlist-secret-name: the Secret it creates with a
+random key when missing. keeperlb-memberlist by default, where the chart
+renders no key; empty (create nothing) when the chart renders the key
+(speaker.memberlist.secretKey) or the user owns the Secret
+(speaker.memberlist.existingSecret), so that it never races to make a
+second one.
+*/}}
+{{- define "keeperlb.controllerMemberlistSecret" -}}
+{{- if not (or (include "keeperlb.memberlistKey" .) .Values.speaker.memberlist.existingSecret) -}}
+keeperlb-memberlist
+{{- end -}}
 {{- end }}
 
 {{/*
