@@ -7,7 +7,8 @@
 #   docker build --target speaker    -t keeperlb-speaker:0.1.0 .
 #   docker buildx build --platform linux/amd64,linux/arm64 --target speaker ...
 
-ARG GO_VERSION=1.26
+# The Go of go.mod (which refuses an older one).
+ARG GO_VERSION=1.27.3
 
 FROM --platform=$BUILDPLATFORM golang:${GO_VERSION} AS build
 ARG TARGETOS=linux

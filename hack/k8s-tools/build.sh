@@ -5,6 +5,9 @@
 # recipe number below. A cache
 # hit costs nothing. Prints the directory holding the binaries on stdout.
 set -euo pipefail
+# The project's Go (see the Makefile): the machine's own Go ignores the
+# toolchain go.mod asks for, so name it here for runs outside make too.
+export GOTOOLCHAIN=${GOTOOLCHAIN:-go1.27.3}
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(cd "$here/../.." && pwd)

@@ -1,6 +1,6 @@
 module github.com/keeperlb/keeperlb/hack/k8s-tools
 
-go 1.26.0
+go 1.27.3
 
 require (
 	go.etcd.io/etcd/server/v3 v3.7.0
