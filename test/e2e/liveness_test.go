@@ -384,6 +384,9 @@ func TestL2HeartbeatReplayAfterRestart(t *testing.T) {
 	tailSent := r.next(t, 5*time.Second)
 	// node1 still knows node3: all of the tail is stale to it.
 	eventually(t, 5*time.Second, func() error {
+		if err := mw.check(nil, revived); err != nil {
+			t.Fatalf("the replayed tail revived node3: %v", err)
+		}
 		if got := e.counters("node1", staleBeats)[staleBeats] - before["node1"]; got < tailSent[n1]*9/10 {
 			return fmt.Errorf("node1 counted %d of the %d replayed heartbeats of the tail as stale", got, tailSent[n1])
 		}
