@@ -488,7 +488,9 @@ func junkHeartbeat(node string) []byte {
 // the client's own address, shaped like node2's heartbeats: the kernel
 // drops it before the speaker's queue (membership's peer filter), so it
 // costs the speaker nothing and cannot push real heartbeats out of the
-// queue (without the filter it did: node1 took over node2's address). Then
+// queue (without the filter, the queue dropped a tenth or more of
+// everything, node2's heartbeats too, and once, on a machine loaded by
+// other builds, node1 announced node2's address while node2 held it). Then
 // with junk forged from node2's address, which the kernel lets through:
 // half of it names node3 (the speaker's address check drops it before the
 // MAC) and half node2 (it costs a MAC each). Nothing may move: no speaker
@@ -643,7 +645,9 @@ func TestL2HeartbeatFloodMovesNothing(t *testing.T) {
 // machine's clock would break the API server, etcd and every other
 // process on the machine. A regression to a wall-clock incarnation would
 // therefore not be caught here, only one to a monotonic or boot-time one
-// (a process's uptime, say), as in the break-it check of the report.
+// (a process's uptime, say): with incarnations taken from CLOCK_BOOTTIME
+// and smaller ones refused, this test fails, and passes again when node3's
+// clocks step forward instead.
 //
 // An hour behind, with forward offsets only: the kernel refuses an offset
 // that makes a clock negative, so a backward one fails on a machine booted
