@@ -144,7 +144,8 @@ type memberSample struct {
 }
 
 // memberWatch scrapes the live member count of some speakers, each as
-// often as it answers (every 20 ms at most), until stop.
+// often as it answers (every 50 ms at most: each scrape is a TLS
+// handshake), until stop.
 type memberWatch struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -173,7 +174,7 @@ func (e *env) watchMembers(nodes ...string) *memberWatch {
 				w.mu.Unlock()
 				select {
 				case <-ctx.Done():
-				case <-time.After(20 * time.Millisecond):
+				case <-time.After(50 * time.Millisecond):
 				}
 			}
 		}()
