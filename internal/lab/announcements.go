@@ -2,20 +2,14 @@ package lab
 
 import (
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"net"
 	"net/netip"
-	"os"
 	"slices"
-	"sync"
 	"time"
 
 	"github.com/mdlayher/arp"
 	"github.com/mdlayher/ndp"
-	"github.com/mdlayher/packet"
-
-	"github.com/keeperlb/keeperlb/internal/netns"
 )
 
 // Announcement is one ARP frame or IPv6 Neighbor Advertisement seen on the
@@ -34,16 +28,10 @@ type Announcement struct {
 	Gratuitous bool
 }
 
-// AnnouncementWatch records every announcement that reaches one host.
+// AnnouncementWatch records every announcement that reaches one host; its
+// Seen and Stop return them in arrival order.
 type AnnouncementWatch struct {
-	conns    []*packet.Conn
-	stop     chan struct{}
-	stopOnce sync.Once
-	wg       sync.WaitGroup
-
-	mu   sync.Mutex
-	seen []Announcement
-	err  error
+	*capture[Announcement]
 }
 
 const (
@@ -55,94 +43,15 @@ const (
 // interface, in h's namespace, and records every announcement until Stop.
 // It sends nothing.
 func (l *Lab) WatchAnnouncements(h *Host) (*AnnouncementWatch, error) {
-	w := &AnnouncementWatch{stop: make(chan struct{})}
-	err := netns.Do(h.Netns, func() error {
-		ifi, err := net.InterfaceByName(h.Interface)
-		if err != nil {
-			return err
-		}
-		for _, et := range []int{etherTypeARP, etherTypeIPv6} {
-			c, err := packet.Listen(ifi, packet.Raw, et, nil)
-			if err != nil {
-				return err
-			}
-			w.conns = append(w.conns, c)
-		}
-		return nil
+	c, err := startCapture(h, []int{etherTypeARP, etherTypeIPv6}, func(frame []byte, at time.Time) (Announcement, bool) {
+		a, ok := ParseAnnouncement(frame)
+		a.At = at
+		return a, ok
 	})
 	if err != nil {
-		for _, c := range w.conns {
-			_ = c.Close()
-		}
-		return nil, fmt.Errorf("watching announcements in %s: %w", h.Netns, err)
+		return nil, fmt.Errorf("watching announcements: %w", err)
 	}
-	for _, c := range w.conns {
-		w.wg.Add(1)
-		go w.read(c)
-	}
-	return w, nil
-}
-
-func (w *AnnouncementWatch) read(c *packet.Conn) {
-	defer w.wg.Done()
-	buf := make([]byte, 1600)
-	for {
-		select {
-		case <-w.stop:
-			return
-		default:
-		}
-		// A deadline so that the loop sees stop even in silence.
-		if err := c.SetReadDeadline(time.Now().Add(50 * time.Millisecond)); err != nil {
-			w.fail(err)
-			return
-		}
-		n, _, err := c.ReadFrom(buf)
-		if err != nil {
-			if errors.Is(err, os.ErrDeadlineExceeded) {
-				continue
-			}
-			w.fail(err)
-			return
-		}
-		if a, ok := ParseAnnouncement(buf[:n]); ok {
-			a.At = time.Now()
-			w.mu.Lock()
-			w.seen = append(w.seen, a)
-			w.mu.Unlock()
-		}
-	}
-}
-
-func (w *AnnouncementWatch) fail(err error) {
-	w.mu.Lock()
-	if w.err == nil {
-		w.err = err
-	}
-	w.mu.Unlock()
-}
-
-// Seen returns what was recorded so far, in arrival order.
-func (w *AnnouncementWatch) Seen() []Announcement {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return slices.Clone(w.seen)
-}
-
-// Stop closes the sockets and returns everything recorded, and the first
-// read error if any. It may be called more than once (from a test's
-// cleanup too).
-func (w *AnnouncementWatch) Stop() ([]Announcement, error) {
-	w.stopOnce.Do(func() {
-		close(w.stop)
-		w.wg.Wait()
-		for _, c := range w.conns {
-			_ = c.Close()
-		}
-	})
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.seen, w.err
+	return &AnnouncementWatch{c}, nil
 }
 
 // ParseAnnouncement reads an Ethernet frame: an ARP packet, or an IPv6

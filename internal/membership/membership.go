@@ -30,7 +30,10 @@
 // incarnation is not a clock, so a speaker whose clock steps back is
 // accepted like any other restart. The source address must be the address
 // of the named node, which is checked before the MAC so that a flood of
-// junk costs a map lookup, not a hash. A secondary key is accepted beside
+// junk costs a map lookup, not a hash; the kernel already drops datagrams
+// from addresses that are no peer's (a socket filter, see peerFilter), so
+// that a flood from elsewhere cannot fill the socket's queue and push the
+// peers' heartbeats out of it. A secondary key is accepted beside
 // the primary, which signs, so that a key is rotated without a split. See
 // docs/architecture.md (threat model) for what this does and does not stop.
 //
@@ -61,6 +64,8 @@ import (
 	"slices"
 	"sync"
 	"time"
+
+	"golang.org/x/net/bpf"
 )
 
 // MinKeyLen is the shortest heartbeat key New accepts. A short key falls to
@@ -129,6 +134,10 @@ type Stats struct {
 	// Stale are authentic heartbeats that were replays, reordered, or
 	// echoed a challenge this speaker no longer has.
 	Stale uint64
+	// Dropped are datagrams the kernel dropped at the socket before the
+	// detector read them: from an address that is no peer's (see
+	// peerFilter), or while the socket's queue was full.
+	Dropped uint64
 }
 
 // Detector sends and receives heartbeats.
@@ -164,6 +173,10 @@ type Detector struct {
 	stats      Stats
 	warnedAt   time.Time // last authentication warning
 	suppressed uint64    // authentication failures since, not logged
+	// filtered are the addresses the socket filter admits, sorted.
+	filtered []netip.Addr
+	// drops is the kernel's 32-bit drop count when Stats last read it.
+	drops uint32
 }
 
 // peerState is what is known of one peer.
@@ -181,6 +194,10 @@ type peerState struct {
 	last, heard time.Time
 	ready       bool
 }
+
+// readBuffer is the receive queue asked for, in bytes (the kernel doubles
+// it for its own bookkeeping, and caps it).
+const readBuffer = 4 << 20
 
 // maxSuperseded bounds the incarnations remembered per peer.
 const maxSuperseded = 8
@@ -219,6 +236,15 @@ func New(log *slog.Logger, opts Options) (*Detector, error) {
 	if err != nil {
 		return nil, fmt.Errorf("membership: listening on UDP port %d: %w", opts.Port, err)
 	}
+	// A deep queue, so that a flood of datagrams forged with a peer's
+	// address (which the peer filter lets through) does not overflow it,
+	// and push the peers' heartbeats out, whenever the speaker is not
+	// scheduled for a few milliseconds: the default (208 KiB, about 200
+	// datagrams) lasts 2 ms at 100,000 datagrams a second. The kernel caps
+	// the request at net.core.rmem_max.
+	if err := conn.SetReadBuffer(readBuffer); err != nil {
+		log.Warn("membership: enlarging the heartbeat receive queue", "err", err)
+	}
 	d := &Detector{
 		opts:        opts,
 		log:         log,
@@ -230,6 +256,15 @@ func New(log *slog.Logger, opts Options) (*Detector, error) {
 		challenge:   nonzeroRandom(),
 		rotatedAt:   opts.Now(),
 		live:        []string{opts.Node},
+	}
+	// No peer is known yet: admit nothing until SetPeers.
+	raw, err := peerFilter(nil)
+	if err == nil {
+		err = attachFilter(conn, raw)
+	}
+	if err != nil {
+		conn.Close()
+		return nil, err
 	}
 	return d, nil
 }
@@ -283,7 +318,34 @@ func (d *Detector) SetPeers(peers []Peer) {
 		next[p.Name] = st
 	}
 	d.peers = next
+	d.filterLocked()
 	d.recomputeLocked(d.opts.Now())
+}
+
+// filterLocked makes the socket filter admit the peers' addresses, when
+// they changed.
+func (d *Detector) filterLocked() {
+	addrs := make([]netip.Addr, 0, len(d.peers))
+	for _, p := range d.peers {
+		addrs = append(addrs, p.addr.Unmap())
+	}
+	slices.SortFunc(addrs, netip.Addr.Compare)
+	addrs = slices.Compact(addrs)
+	if slices.Equal(addrs, d.filtered) && d.filtered != nil {
+		return
+	}
+	raw, err := peerFilter(addrs)
+	if err != nil {
+		// Too many peers for one program: admit everything rather than
+		// drop a peer; handle still checks every address.
+		d.log.Warn("membership: heartbeats from any address reach the speaker, a flood can cost heartbeats", "err", err)
+		raw, _ = bpf.Assemble([]bpf.Instruction{bpf.RetConstant{Val: acceptAll}})
+	}
+	if err := attachFilter(d.conn, raw); err != nil {
+		d.log.Warn("membership: the peer filter was not updated; peers new to it look dead", "err", err)
+		return
+	}
+	d.filtered = addrs
 }
 
 // Live returns the speakers that are alive and ready, this one included
@@ -321,6 +383,13 @@ func (d *Detector) Rejoins() uint64 {
 func (d *Detector) Stats() Stats {
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	// Read under the lock, so that two readers add each drop once.
+	if raw, err := socketDrops(d.conn); err == nil {
+		// The kernel's count is 32 bits wide; between two reads it
+		// cannot have wrapped more than once at any real rate.
+		d.stats.Dropped += uint64(raw - d.drops)
+		d.drops = raw
+	}
 	return d.stats
 }
 

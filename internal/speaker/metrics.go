@@ -71,6 +71,8 @@ func registerMembershipMetrics(reg prometheus.Registerer, det *membership.Detect
 			func(s membership.Stats) uint64 { return s.Unknown }},
 		{"keeperlb_speaker_heartbeat_stale_total", "Authentic heartbeats dropped as replays, reordered, or echoing an expired challenge.",
 			func(s membership.Stats) uint64 { return s.Stale }},
+		{"keeperlb_speaker_heartbeat_dropped_total", "Datagrams the kernel dropped at the liveness socket before the speaker read them: from an address that is no speaker's node, or while the socket's queue was full (a flood).",
+			func(s membership.Stats) uint64 { return s.Dropped }},
 	} {
 		get := c.get
 		if err := reg.Register(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: c.name, Help: c.help},

@@ -87,6 +87,9 @@ type env struct {
 	// metricsToken may get /metrics, as a Prometheus in the cluster may:
 	// the speakers serve HTTPS and refuse anyone else.
 	metricsToken string
+	// speakerWrap is put before the speaker's command line on a node
+	// (lab.InTimeNamespace, for one), for the speakers started from then on.
+	speakerWrap map[string][]string
 }
 
 // envOptions tune newEnv.
@@ -227,7 +230,7 @@ func (e *env) startSpeakerEnv(node string, environ []string, extra ...string) *l
 		"--kubeconfig=" + e.lab.ControlPlane.Kubeconfig,
 		"--health-probe-bind-address=0",
 	}, extra...)
-	p, err := e.lab.Start(e.lab.Node(node), fmt.Sprintf("speaker-%s-%d", node, e.restarts), args, environ)
+	p, err := e.lab.Start(e.lab.Node(node), fmt.Sprintf("speaker-%s-%d", node, e.restarts), append(slices.Clone(e.speakerWrap[node]), args...), environ)
 	if err != nil {
 		e.t.Fatal(err)
 	}

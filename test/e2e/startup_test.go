@@ -74,16 +74,7 @@ func TestL2StaggeredStartMakesNoAvoidableMoves(t *testing.T) {
 			// demonstrably sees announcements), then for the owners'
 			// gratuitous repeats (3 bursts, 1.1 s apart).
 			strays := func() error {
-				for _, a := range w.Seen() {
-					want, ours := owner[a.IP]
-					if !ours || !a.Gratuitous {
-						continue
-					}
-					if got := e.nodeOfMAC(a.MAC.String()); got != want {
-						return fmt.Errorf("%s announced %s at start-up; its owner is %s", got, a.IP, want)
-					}
-				}
-				return nil
+				return e.strayAnnouncement(w, owner, func(ip netip.Addr, n string) bool { return owner[ip] == n })
 			}
 			eventually(t, 10*time.Second, func() error {
 				if err := strays(); err != nil {
