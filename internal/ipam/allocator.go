@@ -71,7 +71,7 @@ func (a *Allocator) Usage(name string) (Usage, bool) {
 	if p == nil {
 		return Usage{}, false
 	}
-	var u Usage
+	u := Usage{Services: uint64(p.services)}
 	if fs := p.space[IPv4]; fs != nil {
 		used := u128From64(fs.used.len())
 		u.AssignedV4 = used.sat64()
@@ -210,6 +210,7 @@ func holdsFamily(ips []netip.Addr, f Family) bool {
 // every address is assignable in the pool and shareable with its holders.
 func (a *Allocator) register(r *svcRecord) {
 	a.svcs[r.key] = r
+	r.pool.services++
 	for _, ip := range r.ips {
 		fs := r.pool.family(familyOf(ip))
 		off, _ := fs.offsetOf(ip)
@@ -231,6 +232,7 @@ func (a *Allocator) register(r *svcRecord) {
 // unregister removes r as a holder of its addresses, freeing those that
 // nobody else holds. r stays in a.svcs; callers decide its fate.
 func (a *Allocator) unregister(r *svcRecord) {
+	r.pool.services--
 	for _, ip := range r.ips {
 		fs := r.pool.family(familyOf(ip))
 		off, ok := fs.offsetOf(ip)

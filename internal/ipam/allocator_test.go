@@ -27,7 +27,7 @@ func TestExhaustionAndReuse(t *testing.T) {
 	a.Release("ns/1")
 	checkResult(t, mustEnsure(t, a, svc("ns/4")), nil, "p", "10.0.0.1", "")
 	checkResult(t, mustEnsure(t, a, svc("ns/5")), nil, "p", "10.0.0.2", "")
-	if u, _ := a.Usage("p"); u != (Usage{AssignedV4: 4}) {
+	if u, _ := a.Usage("p"); u != (Usage{AssignedV4: 4, Services: 4}) {
 		t.Fatalf("usage %+v", u)
 	}
 }

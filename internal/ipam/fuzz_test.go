@@ -223,11 +223,13 @@ func checkInvariants(t *testing.T, a *Allocator, cfg []*config.Pool, keys []stri
 	}
 	holders := map[netip.Addr][]string{}
 	poolOf := map[netip.Addr]string{}
+	servicesIn := map[string]uint64{}
 	for _, k := range keys {
 		asg, ok := a.Get(k)
 		if !ok {
 			continue
 		}
+		servicesIn[asg.Pool]++
 		if specs[k] == nil {
 			t.Fatalf("%s holds %v without a successful Ensure", k, asg)
 		}
@@ -282,6 +284,9 @@ func checkInvariants(t *testing.T, a *Allocator, cfg []*config.Pool, keys []stri
 		t4, t6 := bruteTotal(p)
 		if u.AssignedV4 != n4 || u.AssignedV6 != n6 || u.TotalV4() != t4 || u.TotalV6() != t6 {
 			t.Fatalf("Usage(%s) = %+v; Get says v4=%d v6=%d, pool has %d/%d", p.Name, u, n4, n6, t4, t6)
+		}
+		if u.Services != servicesIn[p.Name] {
+			t.Fatalf("Usage(%s).Services = %d; Get says %d Services hold addresses of it", p.Name, u.Services, servicesIn[p.Name])
 		}
 	}
 	checkInternal(t, a)

@@ -14,6 +14,8 @@ type pool struct {
 	name  string
 	cfg   *config.Pool
 	space [2]*famSpace // indexed by Family; nil when the pool has none
+	// services counts the Services holding addresses of the pool.
+	services int
 }
 
 func (p *pool) family(f Family) *famSpace {

@@ -130,6 +130,9 @@ type Usage struct {
 	// AvailableV6 is the number of IPv6 addresses that can still be handed
 	// out.
 	AvailableV6 uint64
+	// Services is the number of Services holding addresses of the pool
+	// (Services sharing an address count once each).
+	Services uint64
 }
 
 // TotalV4 is the number of assignable IPv4 addresses, saturating.
