@@ -15,6 +15,7 @@ import (
 	"github.com/keeperlb/keeperlb/api/v1beta2"
 
 	"github.com/keeperlb/keeperlb/internal/ipam"
+	"github.com/keeperlb/keeperlb/internal/k8smetrics"
 )
 
 // bootstrap runs once the controller leads and its caches are synced. It
@@ -28,6 +29,7 @@ type bootstrap struct {
 	services *serviceInformer
 	config   *configSync
 	state    *state
+	metrics  *k8smetrics.Metrics
 	lbClass  string
 	log      *slog.Logger
 }
@@ -35,6 +37,9 @@ type bootstrap struct {
 // Start implements manager.Runnable.
 func (b *bootstrap) Start(ctx context.Context) error {
 	start := time.Now()
+	// This replica leads from here on, and loads the configuration: its
+	// config_loaded and config_stale gauges start to mean something.
+	b.metrics.Serve()
 	if err := b.warmCache(ctx); err != nil {
 		return err
 	}

@@ -22,6 +22,7 @@ import (
 	"github.com/keeperlb/keeperlb/api/v1beta1"
 	"github.com/keeperlb/keeperlb/internal/config"
 	"github.com/keeperlb/keeperlb/internal/configread"
+	"github.com/keeperlb/keeperlb/internal/k8smetrics"
 	"github.com/keeperlb/keeperlb/internal/kubeobj"
 )
 
@@ -46,7 +47,10 @@ type configSync struct {
 	namespace string
 	state     *state
 	events    recorder
-	log       *slog.Logger
+	// metrics gets every outcome: the config_loaded and config_stale
+	// gauges.
+	metrics *k8smetrics.Metrics
+	log     *slog.Logger
 }
 
 // Reconcile implements reconcile.Reconciler; every request means "something
@@ -72,6 +76,7 @@ func (c *configSync) sync(ctx context.Context) ([]string, error) {
 	}
 	cfg, perr := config.Parse(res)
 	if perr != nil {
+		c.metrics.Rejected()
 		c.log.Warn("configuration rejected; keeping the last good one", "err", perr)
 		c.reportInvalid(objects, perr)
 		return nil, c.writeState(ctx, v1beta1.ConfigurationResultInvalid, perr.Error())
@@ -87,6 +92,7 @@ func (c *configSync) sync(ctx context.Context) ([]string, error) {
 		affected = append(affected, c.state.pendingKeys()...)
 	}
 	c.state.mu.Unlock()
+	c.metrics.Loaded()
 	if changed {
 		c.log.Info("configuration loaded", "pools", len(cfg.Pools), "services affected", len(affected))
 		c.state.markPoolsDirty()

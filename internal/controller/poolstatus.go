@@ -62,9 +62,9 @@ func (p *poolStatus) publish(ctx context.Context) error {
 			usage[name] = u
 		}
 	}
-	waiting := len(p.state.pending)
+	waiting := p.state.waitingByReason()
 	p.state.mu.Unlock()
-	p.metrics.waiting.Set(float64(waiting))
+	p.metrics.setWaiting(waiting)
 
 	for name := range p.written {
 		if _, ok := usage[name]; !ok {

@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"slices"
 	"sort"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -49,6 +50,7 @@ type serviceReconciler struct {
 	state    *state
 	lbClass  string
 	events   recorder
+	metrics  *metrics
 	log      *slog.Logger
 }
 
@@ -76,6 +78,7 @@ func (r *serviceReconciler) Reconcile(ctx context.Context, req reconcile.Request
 	}
 
 	want := r.decide(ctx, svc, key)
+	since, lacking := r.track(key, svc, want)
 	written, err := r.write(ctx, svc, want)
 	if err != nil || !written {
 		// Events only for what changed: a waiting Service is reconciled
@@ -83,12 +86,50 @@ func (r *serviceReconciler) Reconcile(ctx context.Context, req reconcile.Request
 		// each time would flood the namespace's Events.
 		return reconcile.Result{}, err
 	}
+	if lacking && want.failure == nil {
+		r.metrics.allocated(time.Since(since))
+		r.state.mu.Lock()
+		delete(r.state.lacking, key)
+		r.state.mu.Unlock()
+	}
 	if want.failure != nil {
 		r.events.warn(svc.ref(), want.failure.reason, want.failure.message)
 	} else if wasFailing(svc) {
 		r.events.normal(svc.ref(), ReasonAllocated, fmt.Sprintf("Assigned %s from pool %s", joinIPs(want.ips), want.pool))
 	}
 	return reconcile.Result{}, nil
+}
+
+// track keeps the start of a Service's allocation latency. It reports
+// whether the Service's status lacks the addresses want gives it (or it
+// waits for addresses it does not have) and, if so, since when this
+// controller has seen it lacking them.
+func (r *serviceReconciler) track(key string, svc *serviceView, want desired) (time.Time, bool) {
+	r.state.mu.Lock()
+	defer r.state.mu.Unlock()
+	if !lacks(svc.ingress, want) {
+		delete(r.state.lacking, key)
+		return time.Time{}, false
+	}
+	return r.state.lackingSince(key, svc.seenAt()), true
+}
+
+// lacks reports whether a Service whose status holds ingress (sorted) lacks
+// what want gives it: other addresses, or any address while it waits.
+func lacks(ingress []string, want desired) bool {
+	if want.failure != nil && len(want.ips) == 0 {
+		return true
+	}
+	return !slices.Equal(sortedStrings(want.ips), ingress)
+}
+
+func sortedStrings(ips []netip.Addr) []string {
+	out := make([]string, 0, len(ips))
+	for _, ip := range ips {
+		out = append(out, ip.String())
+	}
+	sort.Strings(out)
+	return out
 }
 
 // desired is the status the controller wants a Service to have.
@@ -116,7 +157,8 @@ func (r *serviceReconciler) decide(ctx context.Context, svc *serviceView, key st
 		f := &failure{reason: ReasonInvalidService, message: reqErr.Error()}
 		r.state.mu.Lock()
 		defer r.state.mu.Unlock()
-		r.state.pending[key] = struct{}{}
+		r.state.pending[key] = f.reason
+		r.state.markPoolsDirty() // publishes the waiting count
 		if a, ok := r.state.alloc.Get(key); ok {
 			return desired{ips: a.IPs, pool: a.Pool, failure: f, managed: true}
 		}
@@ -132,18 +174,19 @@ func (r *serviceReconciler) decide(ctx context.Context, svc *serviceView, key st
 	r.state.mu.Lock()
 	defer r.state.mu.Unlock()
 	if r.state.cfg == nil {
-		r.state.pending[key] = struct{}{}
+		r.state.pending[key] = ReasonNoConfig
+		r.state.markPoolsDirty()
 		return desired{ips: req.Current, pool: svc.pool, managed: true,
 			failure: &failure{reason: ReasonNoConfig, message: "no valid metallb.io configuration is loaded; see the ConfigurationState named controller"}}
 	}
 	a, err := r.state.alloc.Ensure(req)
 	if err != nil {
-		r.state.pending[key] = struct{}{}
 		reason, msg := string(ipam.ReasonInvalidRequest), err.Error()
 		var ae *ipam.Error
 		if errors.As(err, &ae) {
 			reason, msg = string(ae.Reason), ae.Message
 		}
+		r.state.pending[key] = reason
 		r.state.markPoolsDirty()
 		return desired{failure: &failure{reason: reason, message: msg}, managed: true}
 	}
@@ -157,14 +200,18 @@ func (r *serviceReconciler) decide(ctx context.Context, svc *serviceView, key st
 func (r *serviceReconciler) release(key string) {
 	r.state.mu.Lock()
 	released := r.state.alloc.Release(key)
+	_, waited := r.state.pending[key]
 	delete(r.state.pending, key)
+	delete(r.state.lacking, key)
 	var retry []string
 	if released {
 		retry = r.state.pendingKeys()
 	}
 	r.state.mu.Unlock()
-	if released {
+	if released || waited {
 		r.state.markPoolsDirty()
+	}
+	if released {
 		r.state.requeue(retry)
 	}
 }

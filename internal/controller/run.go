@@ -264,15 +264,15 @@ func Run(ctx context.Context, restCfg *rest.Config, opts Options, log *slog.Logg
 
 	st := newState()
 	events := recorder{rec: kubeobj.BoundedRecorder(mgr.GetEventRecorder("keeperlb-controller"))}
-	cs := &configSync{client: mgr.GetClient(), namespace: opts.Namespace, state: st, events: events, log: log.With("component", "config")}
-	svcRec := &serviceReconciler{client: mgr.GetClient(), services: services, state: st, lbClass: opts.LBClass, events: events, log: log.With("component", "service")}
+	cs := &configSync{client: mgr.GetClient(), namespace: opts.Namespace, state: st, events: events, metrics: m.client, log: log.With("component", "config")}
+	svcRec := &serviceReconciler{client: mgr.GetClient(), services: services, state: st, lbClass: opts.LBClass, events: events, metrics: m, log: log.With("component", "service")}
 
 	if opts.MemberlistSecret != "" {
 		if err := mgr.Add(&memberlistKey{client: mgr.GetClient(), namespace: opts.Namespace, name: opts.MemberlistSecret, log: log.With("component", "memberlist")}); err != nil {
 			return fmt.Errorf("adding the memberlist key: %w", err)
 		}
 	}
-	if err := mgr.Add(&bootstrap{client: mgr.GetClient(), cache: mgr.GetCache(), services: services, config: cs, state: st, lbClass: opts.LBClass, log: log.With("component", "bootstrap")}); err != nil {
+	if err := mgr.Add(&bootstrap{client: mgr.GetClient(), cache: mgr.GetCache(), services: services, config: cs, state: st, metrics: m.client, lbClass: opts.LBClass, log: log.With("component", "bootstrap")}); err != nil {
 		return fmt.Errorf("adding bootstrap: %w", err)
 	}
 	if err := mgr.Add(&poolStatus{client: mgr.GetClient(), namespace: opts.Namespace, state: st, metrics: m, interval: opts.PoolStatusInterval, log: log.With("component", "pool-status")}); err != nil {
@@ -289,7 +289,7 @@ func Run(ctx context.Context, restCfg *rest.Config, opts Options, log *slog.Logg
 			return nil
 		})).
 		WithOptions(ctrlcontroller.Options{MaxConcurrentReconciles: opts.Workers, NewQueue: unmeteredQueue}).
-		Complete(svcRec)
+		Complete(m.client.Counting(svcRec))
 	if err != nil {
 		return fmt.Errorf("creating service controller: %w", err)
 	}
@@ -308,7 +308,7 @@ func Run(ctx context.Context, restCfg *rest.Config, opts Options, log *slog.Logg
 		b = b.Watches(obj, toConfig, specOrLabels)
 	}
 	b = b.Watches(&corev1.Secret{}, toConfig)
-	if err := b.Complete(cs); err != nil {
+	if err := b.Complete(m.client.Counting(cs)); err != nil {
 		return fmt.Errorf("creating config controller: %w", err)
 	}
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"sort"
 	"sync"
+	"time"
 
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/util/workqueue"
@@ -17,10 +18,15 @@ import (
 // and the Services waiting for an address. The allocator is not safe for
 // concurrent use, so every call goes through mu; API writes happen outside it.
 type state struct {
-	mu      sync.Mutex
-	alloc   *ipam.Allocator
-	cfg     *config.Config // last config that parsed; nil until one did
-	pending map[string]struct{}
+	mu    sync.Mutex
+	alloc *ipam.Allocator
+	cfg   *config.Config // last config that parsed; nil until one did
+	// pending holds the waiting Services, with the reason each waits for.
+	pending map[string]string
+	// lacking holds, for each Service whose status lacks the addresses
+	// it should have, when this controller first saw it so: the start of
+	// its allocation latency.
+	lacking map[string]time.Time
 
 	// ready is closed once the bootstrap has re-registered every existing
 	// assignment; reconcilers wait for it so that nothing is allocated
@@ -37,7 +43,8 @@ type state struct {
 func newState() *state {
 	return &state{
 		alloc:      ipam.New(),
-		pending:    map[string]struct{}{},
+		pending:    map[string]string{},
+		lacking:    map[string]time.Time{},
 		ready:      make(chan struct{}),
 		poolsDirty: make(chan struct{}, 1),
 	}
@@ -87,6 +94,26 @@ func (s *state) pendingKeys() []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// waitingByReason counts the waiting Services per reason. Caller holds mu.
+func (s *state) waitingByReason() map[string]int {
+	out := map[string]int{}
+	for _, reason := range s.pending {
+		out[reason]++
+	}
+	return out
+}
+
+// lackingSince records that the Service, in the version seen at seen,
+// lacks the addresses it should have, and returns when it was first seen
+// lacking them. Caller holds mu.
+func (s *state) lackingSince(key string, seen time.Time) time.Time {
+	if t, ok := s.lacking[key]; ok && !t.After(seen) {
+		return t
+	}
+	s.lacking[key] = seen
+	return seen
 }
 
 // markPoolsDirty asks the pool status writer to publish new counts.

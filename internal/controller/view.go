@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"sort"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -35,6 +36,7 @@ type serviceView struct {
 	resourceVersion string
 	generation      int64
 	created         int64 // creationTimestamp, Unix seconds (its resolution)
+	seen            int64 // when this process received this version, Unix nanoseconds
 	labels          map[string]string
 
 	lbType corev1.ServiceType
@@ -152,6 +154,7 @@ func viewOf(s *corev1.Service) *serviceView {
 		resourceVersion: s.ResourceVersion,
 		generation:      s.Generation,
 		created:         s.CreationTimestamp.Unix(),
+		seen:            time.Now().UnixNano(),
 		labels:          s.Labels,
 		lbType:          s.Spec.Type,
 		class:           s.Spec.LoadBalancerClass,
@@ -193,6 +196,9 @@ func withNamespace(req *ipam.Service, nsLabels map[string]string) *ipam.Service 
 	r.NamespaceLabels = nsLabels
 	return &r
 }
+
+// seenAt is when this process received this version of the Service.
+func (v *serviceView) seenAt() time.Time { return time.Unix(0, v.seen) }
 
 // key is the Service's "namespace/name".
 func (v *serviceView) key() string { return v.namespace + "/" + v.name }
