@@ -2,15 +2,20 @@ package speaker
 
 import (
 	"fmt"
+	"net/netip"
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/keeperlb/keeperlb/internal/bgp"
+	"github.com/keeperlb/keeperlb/internal/election"
+	"github.com/keeperlb/keeperlb/internal/k8smetrics"
 	"github.com/keeperlb/keeperlb/internal/membership"
 )
 
 // metrics are the speaker's own series; layer 2 packet counters belong to
-// package layer2.
+// package layer2, BGP and BFD session series to package bgp.
 type metrics struct {
+	client    *k8smetrics.Metrics
 	announced *prometheus.GaugeVec
 	// current remembers the label sets set to 1, so that a pass deletes
 	// exactly the series that stopped being true instead of resetting all
@@ -31,6 +36,10 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}),
 		current: map[[4]string]bool{},
 	}
+	var err error
+	if m.client, err = k8smetrics.New(reg, true); err != nil {
+		return nil, err
+	}
 	if reg != nil {
 		for _, c := range []prometheus.Collector{m.announced, m.live} {
 			if err := reg.Register(c); err != nil {
@@ -39,6 +48,52 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}
 	}
 	return m, nil
+}
+
+// Protocol label values of metallb_speaker_announced, MetalLB's.
+const (
+	protocolLayer2 = "layer2"
+	protocolBGP    = "bgp"
+)
+
+// announcedSeries are the label sets of metallb_speaker_announced (service,
+// protocol, node, ip) for the addresses this node announces over layer 2
+// and advertises over BGP, per Service.
+func announcedSeries(node string, l2, bgp map[string][]netip.Addr) map[[4]string]bool {
+	out := map[[4]string]bool{}
+	for proto, owned := range map[string]map[string][]netip.Addr{protocolLayer2: l2, protocolBGP: bgp} {
+		for svc, ips := range owned {
+			for _, ip := range ips {
+				out[[4]string{svc, proto, node, ip.String()}] = true
+			}
+		}
+	}
+	return out
+}
+
+// advertisedIPs returns, per Service advertised to at least one peer, its
+// addresses that the advertised prefixes carry (a prefix is the address
+// itself, or its aggregate).
+func advertisedIPs(svcs []election.Service, adverts []bgp.ServiceAdvert) map[string][]netip.Addr {
+	ips := make(map[string][]netip.Addr, len(svcs))
+	for _, s := range svcs {
+		ips[s.Key] = s.IPs
+	}
+	out := map[string][]netip.Addr{}
+	for _, a := range adverts {
+		if len(a.Peers) == 0 {
+			continue
+		}
+		for _, ip := range ips[a.Key] {
+			for _, p := range a.Prefixes {
+				if p.Contains(ip) {
+					out[a.Key] = append(out[a.Key], ip)
+					break
+				}
+			}
+		}
+	}
+	return out
 }
 
 // setAnnounced makes the announced series equal to want.

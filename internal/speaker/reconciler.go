@@ -65,10 +65,13 @@ type reconciler struct {
 	status     *statusWriter
 	// settle is the liveness timeout: how long after a rejoin a speaker
 	// that was isolated has surely heard every peer still alive.
-	settle    time.Duration
-	rejoin    rejoinState
-	reported  map[string]bool // BGP problems already sent as Events
-	lastState [3]string       // last ConfigurationState written
+	settle   time.Duration
+	rejoin   rejoinState
+	reported map[string]bool // BGP problems already sent as Events
+	// bgpAnnounced are the addresses of each Service advertised over BGP
+	// by the last plan that applied.
+	bgpAnnounced map[string][]netip.Addr
+	lastState    [3]string // last ConfigurationState written
 }
 
 // eventRecorder is client-go's events recorder.
@@ -143,16 +146,22 @@ func (r *reconciler) Reconcile(ctx context.Context, _ reconcile.Request) (reconc
 	}
 	again := step.again
 	snap := statusSnapshot{l2: statuses, live: live}
+	var bgpAnnounced map[string][]netip.Addr
 	if r.bgp != nil {
 		var settling bool
 		snap.bgp, settling, err = r.syncBGP(ctx, nodes.Items, services)
 		if settling && (again == 0 || bfdPollInterval < again) {
 			again = bfdPollInterval
 		}
+		if snap.bgp != nil {
+			r.bgpAnnounced = advertisedIPs(services, snap.bgp.adverts)
+		}
+		// After a failed apply the last plan that applied still stands.
+		bgpAnnounced = r.bgpAnnounced
 	} else {
 		r.reportProblems(ctx, nil)
 	}
-	r.report(svcs.Items, owned, stranded)
+	r.report(svcs.Items, owned, stranded, bgpAnnounced)
 	// The status objects are written in the background: the next pass,
 	// which may move IPs, must not wait for them. After a failed BGP
 	// apply the BGP ones stay as they were (a nil part is not written).
@@ -210,14 +219,8 @@ func (r *reconciler) announce(mine []election.Announcement) (map[string][]netip.
 // Warning on each Service this node was elected for but cannot announce
 // (stranded), once until that changes: otherwise the IP is silently not
 // answered.
-func (r *reconciler) report(svcs []corev1.Service, owned map[string][]netip.Addr, stranded map[string][]string) {
-	want := map[[4]string]bool{}
-	for svc, ips := range owned {
-		for _, ip := range ips {
-			want[[4]string{svc, "layer2", r.node, ip.String()}] = true
-		}
-	}
-	r.metrics.setAnnounced(want)
+func (r *reconciler) report(svcs []corev1.Service, owned map[string][]netip.Addr, stranded map[string][]string, bgpAnnounced map[string][]netip.Addr) {
+	r.metrics.setAnnounced(announcedSeries(r.node, owned, bgpAnnounced))
 
 	next := make(map[string]bool, len(owned))
 	for i := range svcs {
@@ -276,8 +279,13 @@ func (r *reconciler) loadConfig(ctx context.Context) {
 				r.log.Info("configuration loaded", "pools", len(cfg.Pools), "l2Advertisements", len(cfg.L2Advertisements))
 			}
 			r.cfg, r.cfgErr = cfg, ""
+			r.metrics.client.Loaded()
 			return
 		}
+		// Read, but rejected: as MetalLB, only this makes the
+		// configuration stale (a failed read is retried and says
+		// nothing about the configuration).
+		r.metrics.client.Rejected()
 	}
 	if msg := err.Error(); msg != r.cfgErr {
 		r.cfgErr = msg

@@ -299,7 +299,7 @@ func Run(ctx context.Context, restCfg *rest.Config, opts Options, log *slog.Logg
 		DeleteFunc:  func(event.DeleteEvent) bool { return true },
 		GenericFunc: func(event.GenericEvent) bool { return false },
 	}))
-	if err := b.Complete(r); err != nil {
+	if err := b.Complete(m.client.Counting(r)); err != nil {
 		return fmt.Errorf("creating speaker controller: %w", err)
 	}
 
