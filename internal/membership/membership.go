@@ -193,6 +193,9 @@ type peerState struct {
 	// challenge), heard when the last authentic one did.
 	last, heard time.Time
 	ready       bool
+	// restarted is set when a new incarnation of the peer is heard, until
+	// that one is ready: the previous one stopped without saying so.
+	restarted bool
 }
 
 // readBuffer is the receive queue asked for, in bytes (the kernel doubles
@@ -377,6 +380,63 @@ func (d *Detector) Rejoins() uint64 {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	return d.rejoins
+}
+
+// Departure says why a speaker is not among the live ones.
+type Departure int
+
+const (
+	// NotDeparted: the speaker is live (or is this one).
+	NotDeparted Departure = iota
+	// Silent: its heartbeats stopped while it said it was ready: it died,
+	// or the network between the two is cut.
+	Silent
+	// Left: its last heartbeat said it is not ready: a speaker says so on
+	// its way out, and while it has no configuration to act on.
+	Left
+	// Restarted: a new process of it is heard, and the previous one never
+	// said it was leaving.
+	Restarted
+	// Removed: it is not a peer any more (its Node is gone or has no
+	// address), or never was.
+	Removed
+)
+
+// String returns the name of the departure.
+func (d Departure) String() string {
+	switch d {
+	case NotDeparted:
+		return "NotDeparted"
+	case Silent:
+		return "Silent"
+	case Left:
+		return "Left"
+	case Restarted:
+		return "Restarted"
+	case Removed:
+		return "Removed"
+	}
+	return fmt.Sprintf("Departure(%d)", int(d))
+}
+
+// Departure says why node is not in Live, as of the last computation of
+// Live.
+func (d *Detector) Departure(node string) Departure {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if slices.Contains(d.live, node) {
+		return NotDeparted
+	}
+	p := d.peers[node]
+	switch {
+	case p == nil:
+		return Removed
+	case p.restarted:
+		return Restarted
+	case !p.ready:
+		return Left
+	}
+	return Silent
 }
 
 // Stats returns the counts of dropped packets so far.
@@ -574,6 +634,7 @@ func (d *Detector) accept(hb heartbeat, from netip.Addr, now time.Time) {
 				p.superseded = p.superseded[1:]
 			}
 		}
+		p.restarted = p.incarnation != 0
 		p.incarnation, p.ready = hb.incarnation, false
 	}
 	p.seq, p.challenge, p.heard = hb.seq, hb.challenge, now
@@ -586,6 +647,9 @@ func (d *Detector) accept(hb heartbeat, from netip.Addr, now time.Time) {
 			d.signalLocked()
 		}
 		p.last, p.ready = now, hb.ready
+		if hb.ready {
+			p.restarted = false
+		}
 	}
 	d.recomputeLocked(now)
 }

@@ -721,3 +721,58 @@ func TestNewRefusesBadOptions(t *testing.T) {
 		}
 	}
 }
+
+// TestDeparture checks why a peer that is not live is said to be gone: it
+// went silent, it said it was leaving, it came back as a new process
+// without saying so, or it is no peer any more.
+func TestDeparture(t *testing.T) {
+	c := &clock{t: time.Unix(1000, 0)}
+	d := newTestDetector(t, c)
+	a2, a3, a4 := netip.MustParseAddr("198.18.0.2"), netip.MustParseAddr("198.18.0.3"), netip.MustParseAddr("198.18.0.4")
+	d.SetPeers([]Peer{{Name: "n2", Addr: a2}, {Name: "n3", Addr: a3}, {Name: "n4", Addr: a4}})
+	for _, n := range []string{"n2", "n3", "n4"} {
+		beat(d, n, addrOf(n, a2, a3, a4), 5, 1, true, true, c.t)
+	}
+	expect := func(step string, want map[string]Departure) {
+		t.Helper()
+		for node, w := range want {
+			if got := d.Departure(node); got != w {
+				t.Errorf("%s: Departure(%s) = %v, want %v (live %v)", step, node, got, w, d.Live())
+			}
+		}
+	}
+	expect("all live", map[string]Departure{"n1": NotDeparted, "n2": NotDeparted, "n3": NotDeparted, "n4": NotDeparted, "n9": Removed})
+
+	// n2 says it stops; n3 and n4 keep beating, then n3 falls silent.
+	c.t = c.t.Add(100 * time.Millisecond)
+	beat(d, "n2", a2, 5, 2, false, true, c.t)
+	beat(d, "n3", a3, 5, 2, true, true, c.t)
+	beat(d, "n4", a4, 5, 2, true, true, c.t)
+	expect("n2 leaving", map[string]Departure{"n2": Left, "n3": NotDeparted})
+	c.t = c.t.Add(300 * time.Millisecond)
+	beat(d, "n4", a4, 5, 3, true, true, c.t)
+	c.t = c.t.Add(150 * time.Millisecond)
+	beat(d, "n4", a4, 5, 4, true, true, c.t)
+	recompute(d, c.t)
+	// n2 went silent after its goodbye: it still left; n3 died.
+	expect("n3 silent", map[string]Departure{"n2": Left, "n3": Silent, "n4": NotDeparted})
+
+	// n4 comes back as a new process before its old one expired, never
+	// having said goodbye.
+	beat(d, "n4", a4, 9, 1, false, true, c.t)
+	expect("n4 restarted", map[string]Departure{"n4": Restarted})
+	beat(d, "n4", a4, 9, 2, true, true, c.t)
+	expect("n4 ready again", map[string]Departure{"n4": NotDeparted})
+	// Its next departure is judged afresh.
+	c.t = c.t.Add(100 * time.Millisecond)
+	beat(d, "n4", a4, 9, 3, false, true, c.t)
+	expect("n4 leaving", map[string]Departure{"n4": Left})
+
+	// n3's Node is deleted.
+	d.SetPeers([]Peer{{Name: "n2", Addr: a2}, {Name: "n4", Addr: a4}})
+	expect("n3 removed", map[string]Departure{"n3": Removed})
+}
+
+func addrOf(node string, addrs ...netip.Addr) netip.Addr {
+	return addrs[int(node[1]-'2')]
+}
