@@ -3,6 +3,7 @@ package speaker
 import (
 	"fmt"
 	"net/netip"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -22,7 +23,14 @@ type metrics struct {
 	// (a scrape between a reset and the refill would see nothing).
 	current map[[4]string]bool
 	live    prometheus.Gauge
+
+	statusWrites *prometheus.HistogramVec
+	ownership    *prometheus.CounterVec
 }
+
+// statusWriteBuckets span one quick write (a few milliseconds) to a write
+// that lists and rewrites hundreds of objects under the client's rate limit.
+var statusWriteBuckets = []float64{0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60}
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	m := &metrics{
@@ -34,20 +42,65 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "keeperlb_speaker_live_members",
 			Help: "Speakers this one sees alive, itself included.",
 		}),
+		statusWrites: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "keeperlb_speaker_status_write_duration_seconds",
+			Help:    "Time the status writer took to make this node's ServiceL2Status, ServiceBGPStatus and BGPSessionState objects match one pass, by result (success, error).",
+			Buckets: statusWriteBuckets,
+		}, []string{"result"}),
+		ownership: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "keeperlb_layer2_ownership_changes_total",
+			Help: "Layer 2 IPs that moved from one node to another, by reason (peer_dead, peer_left, peer_joined, config); each move is counted once, by the node that took the IP when its previous owner is gone, else by the previous owner.",
+		}, []string{"reason"}),
 		current: map[[4]string]bool{},
+	}
+	for _, r := range ownershipReasons {
+		m.ownership.WithLabelValues(r)
+	}
+	for _, r := range []string{resultSuccess, resultError} {
+		m.statusWrites.WithLabelValues(r)
 	}
 	var err error
 	if m.client, err = k8smetrics.New(reg, true); err != nil {
 		return nil, err
 	}
 	if reg != nil {
-		for _, c := range []prometheus.Collector{m.announced, m.live} {
+		for _, c := range []prometheus.Collector{m.announced, m.live, m.statusWrites, m.ownership} {
 			if err := reg.Register(c); err != nil {
 				return nil, fmt.Errorf("registering speaker metrics: %w", err)
 			}
 		}
 	}
 	return m, nil
+}
+
+// Result label values of the status write histogram.
+const (
+	resultSuccess = "success"
+	resultError   = "error"
+)
+
+// observeStatusWrite records one write of the status writer.
+func (m *metrics) observeStatusWrite(took time.Duration, err error) {
+	result := resultSuccess
+	if err != nil {
+		result = resultError
+	}
+	m.statusWrites.WithLabelValues(result).Observe(took.Seconds())
+}
+
+// registerStatusMetrics exports how far the status writer is behind.
+func registerStatusMetrics(reg prometheus.Registerer, w *statusWriter) error {
+	if reg == nil {
+		return nil
+	}
+	g := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "keeperlb_speaker_status_backlog_seconds",
+		Help: "How far this node's status objects are behind the data plane: the age of the oldest pass whose status is not written yet, 0 when all are. Passes that arrive during a write are merged, so the backlog is a time, not a queue length.",
+	}, func() float64 { return w.backlog().Seconds() })
+	if err := reg.Register(g); err != nil {
+		return fmt.Errorf("registering the status backlog: %w", err)
+	}
+	return nil
 }
 
 // Protocol label values of metallb_speaker_announced, MetalLB's.

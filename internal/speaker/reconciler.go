@@ -38,6 +38,7 @@ type liveness interface {
 	Live() []string
 	Ready() bool
 	Rejoins() uint64
+	Departure(node string) membership.Departure
 }
 
 // reconciler computes, on every pass and from scratch, what this node must
@@ -71,7 +72,11 @@ type reconciler struct {
 	// bgpAnnounced are the addresses of each Service advertised over BGP
 	// by the last plan that applied.
 	bgpAnnounced map[string][]netip.Addr
-	lastState    [3]string // last ConfigurationState written
+	// owners is the layer 2 owner of every IP as of the last election,
+	// and ownersLive the live speakers it ran over.
+	owners     map[netip.Addr]string
+	ownersLive []string
+	lastState  [3]string // last ConfigurationState written
 }
 
 // eventRecorder is client-go's events recorder.
@@ -116,6 +121,11 @@ func (r *reconciler) Reconcile(ctx context.Context, _ reconcile.Request) (reconc
 		Services: services,
 	})
 	mine := res.For(r.node)
+	next := owners(res)
+	for reason, n := range ownershipChanges(r.node, r.owners, next, r.ownersLive, live, r.live.Departure) {
+		r.metrics.ownership.WithLabelValues(reason).Add(float64(n))
+	}
+	r.owners, r.ownersLive = next, live
 
 	known := 0
 	for _, p := range peers {

@@ -244,6 +244,10 @@ func Run(ctx context.Context, restCfg *rest.Config, opts Options, log *slog.Logg
 	defer engine.Close()
 
 	status := newStatusWriter(mgr.GetClient(), opts.Namespace, opts.NodeName, log.With("component", "status"))
+	status.observe = m.observeStatusWrite
+	if err := registerStatusMetrics(reg, status); err != nil {
+		return err
+	}
 	if err := mgr.Add(manager.RunnableFunc(status.Run)); err != nil {
 		return fmt.Errorf("adding the status writer: %w", err)
 	}

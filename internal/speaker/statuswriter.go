@@ -54,9 +54,19 @@ type statusWriter struct {
 	ns, node string
 	log      *slog.Logger
 
+	// now is the clock; observe, when set, gets the duration and outcome
+	// of every write.
+	now     func() time.Time
+	observe func(took time.Duration, err error)
+
 	mu      sync.Mutex
 	pending *statusSnapshot // latest snapshot not yet written; nil when none
-	kick    chan struct{}
+	// pendingSince is when pending first arrived after the last write
+	// started; behindSince is when the status objects fell behind the
+	// passes (the oldest snapshot not written yet), zero when they are
+	// not behind.
+	pendingSince, behindSince time.Time
+	kick                      chan struct{}
 	// written counts successful writes (see waitIdle).
 	written uint64
 	idle    *sync.Cond // signalled after each write attempt
@@ -64,7 +74,7 @@ type statusWriter struct {
 }
 
 func newStatusWriter(c client.Client, ns, node string, log *slog.Logger) *statusWriter {
-	w := &statusWriter{c: c, ns: ns, node: node, log: log, kick: make(chan struct{}, 1)}
+	w := &statusWriter{c: c, ns: ns, node: node, log: log, now: time.Now, kick: make(chan struct{}, 1)}
 	w.idle = sync.NewCond(&w.mu)
 	return w
 }
@@ -73,6 +83,13 @@ func newStatusWriter(c client.Client, ns, node string, log *slog.Logger) *status
 // not change s afterwards.
 func (w *statusWriter) Update(s statusSnapshot) {
 	w.mu.Lock()
+	now := w.now()
+	if w.pending == nil {
+		w.pendingSince = now
+	}
+	if w.behindSince.IsZero() {
+		w.behindSince = now
+	}
 	w.pending = &s
 	w.mu.Unlock()
 	select {
@@ -101,15 +118,26 @@ func (w *statusWriter) Run(ctx context.Context) error {
 		if s == nil {
 			continue
 		}
+		began := w.now()
 		err := w.write(ctx, *s)
+		took := w.now().Sub(began)
+		if w.observe != nil && ctx.Err() == nil {
+			w.observe(took, err)
+		}
 		w.mu.Lock()
 		w.busy = false
 		if err != nil && w.pending == nil {
 			// Keep it for the retry unless something newer came.
-			w.pending = s
+			w.pending, w.pendingSince = s, w.behindSince
 		}
 		if err == nil {
 			w.written++
+			// Caught up, or behind since the first snapshot that came
+			// during the write.
+			w.behindSince = time.Time{}
+			if w.pending != nil {
+				w.behindSince = w.pendingSince
+			}
 		}
 		w.idle.Broadcast()
 		w.mu.Unlock()
@@ -136,6 +164,17 @@ func (w *statusWriter) write(ctx context.Context, s statusSnapshot) error {
 			syncSessionStates(ctx, w.c, w.ns, w.node, s.bgp.sessions))
 	}
 	return errors.Join(errs...)
+}
+
+// backlog is how far the status objects are behind the passes: the age of
+// the oldest snapshot not written yet, 0 when every one is.
+func (w *statusWriter) backlog() time.Duration {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.behindSince.IsZero() {
+		return 0
+	}
+	return w.now().Sub(w.behindSince)
 }
 
 // waitIdle waits until nothing is pending or being written, or ctx ends;
