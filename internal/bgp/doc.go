@@ -45,8 +45,17 @@
 //     before a session is established without reporting its code; when a
 //     router refuses the OPEN, the engine opens one probe connection, sends
 //     the same OPEN and reads the code (bad peer AS, bad BGP identifier).
-//   - The metrics are metallb_bgp_session_up, metallb_bgp_updates_total
-//     and metallb_bgp_announced_prefixes_total, labelled peer="addr:port".
+//   - The metrics are MetalLB's: metallb_bgp_session_up,
+//     _updates_total, _announced_prefixes_total and _pending_prefixes_total
+//     as its native mode has them, the message counters of its FRR mode
+//     (metallb_bgp_opens_sent, _keepalives_received, ...), labelled
+//     peer="addr:port", and for sessions with BFD metallb_bfd_session_up,
+//     _control_packet_input/_output and _session_up/_down_events,
+//     labelled peer="addr", plus keeperlb_bfd_session_state. GoBGP forgets
+//     a session's counts when it is reconfigured; the engine carries them
+//     over, so the counters never go down. GoBGP counts no BFD
+//     transitions: they are read from its BFD's log records. The list,
+//     with meanings, is docs/metrics.md.
 //
 // GoBGP opens its sockets from its own goroutines, so the process that
 // runs a Speaker must already be in the node's network namespace.

@@ -373,6 +373,15 @@ func testFRRBFD(t *testing.T, gr bool) {
 		}
 		return nil
 	})
+	// What the metallb_bfd_* series are made of: GoBGP's packet counts
+	// and the transitions read from its log.
+	waitFor(t, "BFD counts at the speaker", func() error {
+		if s := sp.session("r4"); s.BFDUps != 1 || s.BFDDowns != 0 || s.BFDSent == 0 || s.BFDReceived == 0 {
+			return fmt.Errorf("speaker BFD: %d ups, %d downs, %d packets sent, %d received; want 1 up, no down, packets both ways",
+				s.BFDUps, s.BFDDowns, s.BFDSent, s.BFDReceived)
+		}
+		return nil
+	})
 
 	// The session must not have flapped while BFD started (see
 	// Speaker.onUp), or the cut below would measure nothing.
@@ -409,6 +418,9 @@ func testFRRBFD(t *testing.T, gr bool) {
 		}
 		return nil
 	})
+	if s := sp.session("r4"); s.BFDDowns != 1 {
+		t.Errorf("speaker BFD: %d down events after the cut, want 1", s.BFDDowns)
+	}
 }
 
 // TestFRRGracefulRestart kills the speaker: the route of the session with

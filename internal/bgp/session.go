@@ -92,9 +92,27 @@ type SessionState struct {
 	// Advertised is how many prefixes the peer currently receives from
 	// this node.
 	Advertised int
-	// UpdatesSent counts UPDATE messages sent on this session since it was
-	// configured.
-	UpdatesSent uint64
+	// Planned is how many prefixes the last Desired given to Apply sends
+	// to the peer; Advertised catches up with it once they are sent.
+	Planned int
+	// Sent and Received count the BGP messages of the session by type
+	// since it was configured.
+	Sent, Received MessageCounts
+	// BFDSent and BFDReceived count BFD control packets since BFD was
+	// enabled on the session.
+	BFDSent, BFDReceived uint64
+	// BFDUps and BFDDowns count the BFD session's transitions to Up and
+	// from Up to Down since the engine started.
+	BFDUps, BFDDowns uint64
+}
+
+// MessageCounts counts BGP messages by type.
+type MessageCounts struct {
+	// Opens, Updates, Notifications, Keepalives and RouteRefreshes count
+	// the messages of each type.
+	Opens, Updates, Notifications, Keepalives, RouteRefreshes uint64
+	// Total counts every message, of any type.
+	Total uint64
 }
 
 // fsmStateName names an FSM state the way operators know it.
@@ -236,17 +254,26 @@ type sessionInfo struct {
 	probedAt time.Time
 }
 
+// bfdHistory is what the engine's log says of one peer's BFD session.
+type bfdHistory struct {
+	up         bool
+	ups, downs uint64
+}
+
 // tracker follows session events and hands changes, in order, to a
 // callback on its own goroutine, so that a slow callback never blocks the
 // BGP engine.
 type tracker struct {
 	mu       sync.Mutex
 	sessions map[netip.Addr]*sessionInfo
-	queue    []SessionState
-	wake     chan struct{}
-	done     chan struct{}
-	notify   func(SessionState)
-	now      func() time.Time
+	// bfd outlives sessions (a reconfigured session is removed and added
+	// again), so that its counts only ever grow.
+	bfd    map[netip.Addr]*bfdHistory
+	queue  []SessionState
+	wake   chan struct{}
+	done   chan struct{}
+	notify func(SessionState)
+	now    func() time.Time
 	// probe, when set, is started (in its own goroutine) when a peer
 	// refuses the OPEN, at most once per probeInterval per session, to
 	// learn why.
@@ -262,6 +289,7 @@ const probeInterval = 30 * time.Second
 func newTracker(notify func(SessionState)) *tracker {
 	t := &tracker{
 		sessions: make(map[netip.Addr]*sessionInfo),
+		bfd:      make(map[netip.Addr]*bfdHistory),
 		wake:     make(chan struct{}, 1),
 		done:     make(chan struct{}),
 		notify:   notify,
@@ -411,6 +439,35 @@ func (t *tracker) refine(addr netip.Addr, was, reason, message string) {
 	t.changed(addr, s)
 }
 
+// bfdTransition records a BFD session going to Up, or to Down; only a
+// Down that follows an Up counts as a down event, as FRR counts them.
+func (t *tracker) bfdTransition(addr netip.Addr, up bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	h := t.bfd[addr]
+	if h == nil {
+		h = &bfdHistory{}
+		t.bfd[addr] = h
+	}
+	switch {
+	case up && !h.up:
+		h.ups++
+	case !up && h.up:
+		h.downs++
+	}
+	h.up = up
+}
+
+// bfdEvents returns a peer's BFD up and down events so far.
+func (t *tracker) bfdEvents(addr netip.Addr) (ups, downs uint64) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if h := t.bfd[addr]; h != nil {
+		return h.ups, h.downs
+	}
+	return 0, 0
+}
+
 // bfdDown records that BFD declared a session down; the session drop that
 // follows is attributed to BFD.
 func (t *tracker) bfdWentDown(addr netip.Addr) {
@@ -460,20 +517,36 @@ func (h *logHook) Handle(ctx context.Context, r slog.Record) error {
 			h.tracker.connectFailed(a.Unmap(), e)
 		}
 	case "Expired", "Remote peer signaled BFD down":
-		r.Attrs(func(at slog.Attr) bool {
-			if at.Key == "Peer" {
-				if a, err := netip.ParseAddr(at.Value.String()); err == nil {
-					h.tracker.bfdWentDown(a.Unmap())
-				}
-				return false
-			}
-			return true
-		})
+		if a, ok := bfdPeer(r); ok {
+			h.tracker.bfdWentDown(a)
+		}
+	case "Set state to UP", "Set state to DOWN":
+		// GoBGP's BFD logs every transition to Up and to Down (at debug
+		// level); its API counts none of them.
+		if a, ok := bfdPeer(r); ok {
+			h.tracker.bfdTransition(a, r.Message == "Set state to UP")
+		}
 	}
 	if h.next.Enabled(ctx, r.Level) {
 		return h.next.Handle(ctx, r)
 	}
 	return nil
+}
+
+// bfdPeer is the peer address of a record of GoBGP's BFD.
+func bfdPeer(r slog.Record) (netip.Addr, bool) {
+	var peer netip.Addr
+	found := false
+	r.Attrs(func(at slog.Attr) bool {
+		if at.Key != "Peer" {
+			return true
+		}
+		if a, err := netip.ParseAddr(at.Value.String()); err == nil {
+			peer, found = a.Unmap(), true
+		}
+		return false
+	})
+	return peer, found
 }
 
 func (h *logHook) WithAttrs(attrs []slog.Attr) slog.Handler {

@@ -71,6 +71,9 @@ type Speaker struct {
 	// bfdPending names sessions whose BFD is enabled once they first come
 	// up; see onUp.
 	bfdPending map[string]bool
+	// planned counts, per peer name, the prefixes the last Desired sends
+	// to it.
+	planned map[string]int
 
 	metrics *collector
 }
@@ -103,7 +106,7 @@ func New(log *slog.Logger, reg prometheus.Registerer, opts Options) (*Speaker, e
 	}
 	s.tracker.probe = s.probe
 	s.tracker.onUp = s.onUp
-	s.metrics = newCollector(s)
+	s.metrics = newCollector(s.Sessions)
 	if reg != nil {
 		if err := reg.Register(s.metrics); err != nil {
 			s.tracker.stop()
@@ -129,6 +132,7 @@ func (s *Speaker) Apply(ctx context.Context, d Desired) error {
 	if s.closed {
 		return errors.New("bgp speaker is closed")
 	}
+	s.planned = plannedPrefixes(d)
 	if len(d.Peers) > 0 && s.srv != nil && (d.ASN != s.asn || d.RouterID != s.id) {
 		s.log.Info("BGP identity changed; restarting every session", "asn", d.ASN, "routerID", d.RouterID, "oldASN", s.asn, "oldRouterID", s.id)
 		s.stopServer(false)
@@ -174,16 +178,24 @@ func (s *Speaker) Apply(ctx context.Context, d Desired) error {
 
 	// 2. Close sessions that are gone or changed.
 	stable := make(map[string]bool, len(s.peers))
+	var last map[string]SessionState // before the first deletion: the counts GoBGP forgets
 	for _, name := range sortedKeys(s.peers, strings.Compare) {
 		old := s.peers[name]
 		if nw, ok := want[name]; ok && nw == old {
 			stable[name] = true
 			continue
 		}
+		if last == nil {
+			last = make(map[string]SessionState, len(s.peers))
+			for _, st := range s.sessionsLocked() {
+				last[st.Peer] = st
+			}
+		}
 		if err := s.srv.DeletePeer(ctx, &api.DeletePeerRequest{Address: old.Address.String()}); err != nil {
 			errs = append(errs, fmt.Errorf("closing session with BGPPeer %s (%s): %w", name, old.Address, err))
 			continue
 		}
+		s.metrics.retire(last[name])
 		s.tracker.remove(old.Address)
 		delete(s.peers, name)
 		delete(s.bfdPending, name)
@@ -322,6 +334,9 @@ func (s *Speaker) startServer(ctx context.Context, asn uint32, id netip.Addr) er
 func (s *Speaker) stopServer(graceful bool) {
 	if s.srv == nil {
 		return
+	}
+	for _, st := range s.sessionsLocked() {
+		s.metrics.retire(st)
 	}
 	if err := s.srv.StopBgp(context.Background(), &api.StopBgpRequest{AllowGracefulRestart: graceful}); err != nil {
 		s.log.Warn("stopping BGP", "error", err)
@@ -552,14 +567,41 @@ func (s *Speaker) sessionsLocked() []SessionState {
 					}
 				}
 			}
-			if m := p.State.Messages; m != nil && m.Sent != nil {
-				st.UpdatesSent = m.Sent.Update
+			if m := p.State.Messages; m != nil {
+				st.Sent, st.Received = messageCounts(m.Sent), messageCounts(m.Received)
 			}
-			if pc.BFD.Enabled && p.State.BfdState != nil {
-				st.BFD = bfdStateName(p.State.BfdState.SessionState)
+			if b := p.State.BfdState; pc.BFD.Enabled && b != nil {
+				st.BFD = bfdStateName(b.SessionState)
+				if c := b.BfdAsync; c != nil {
+					st.BFDSent, st.BFDReceived = c.TransmittedPackets, c.ReceivedPackets
+				}
 			}
 		}
+		st.Planned = s.planned[name]
+		if pc.BFD.Enabled {
+			st.BFDUps, st.BFDDowns = s.tracker.bfdEvents(pc.Address)
+		}
 		out = append(out, st)
+	}
+	return out
+}
+
+// messageCounts copies GoBGP's message counts.
+func messageCounts(m *api.Message) MessageCounts {
+	if m == nil {
+		return MessageCounts{}
+	}
+	return MessageCounts{Opens: m.Open, Updates: m.Update, Notifications: m.Notification,
+		Keepalives: m.Keepalive, RouteRefreshes: m.Refresh, Total: m.Total}
+}
+
+// plannedPrefixes counts, per peer, the prefixes d sends to it.
+func plannedPrefixes(d Desired) map[string]int {
+	out := make(map[string]int, len(d.Peers))
+	for _, p := range d.Paths {
+		for _, r := range p.Routes {
+			out[r.Peer]++
+		}
 	}
 	return out
 }

@@ -301,10 +301,31 @@ func TestSpeakerAppliesDifferences(t *testing.T) {
 		if v := m["metallb_bgp_updates_total"][labelA]; v < 3 {
 			return fmt.Errorf("metallb_bgp_updates_total{peer=%q} = %v, want at least 3", labelA, v)
 		}
+		if v := m["metallb_bgp_pending_prefixes_total"][labelA]; v != 1 {
+			return fmt.Errorf("metallb_bgp_pending_prefixes_total{peer=%q} = %v, want 1 (198.19.0.11/32)", labelA, v)
+		}
+		// The message counters of MetalLB's FRR mode, from GoBGP's.
+		for _, name := range []string{"opens_sent", "opens_received", "keepalives_sent", "keepalives_received"} {
+			if v := m["metallb_bgp_"+name][labelA]; v < 1 {
+				return fmt.Errorf("metallb_bgp_%s{peer=%q} = %v, want at least 1", name, labelA, v)
+			}
+		}
+		sent := m["metallb_bgp_opens_sent"][labelA] + m["metallb_bgp_updates_total"][labelA] + m["metallb_bgp_keepalives_sent"][labelA]
+		if v := m["metallb_bgp_total_sent"][labelA]; v < sent {
+			return fmt.Errorf("metallb_bgp_total_sent{peer=%q} = %v, less than its OPENs, UPDATEs and KEEPALIVEs (%v)", labelA, v, sent)
+		}
+		if _, ok := m["metallb_bfd_session_up"]; ok {
+			return fmt.Errorf("BFD series for sessions without BFD: %v", m["metallb_bfd_session_up"])
+		}
 		return nil
 	})
 
 	// A change to rb's session restarts rb only.
+	labelB := netip.AddrPortFrom(rb.addr, rb.port).String()
+	opensBefore := gather(t, reg)["metallb_bgp_opens_sent"][labelB]
+	if opensBefore < 1 {
+		t.Fatalf("metallb_bgp_opens_sent{peer=%q} = %v with the session up", labelB, opensBefore)
+	}
 	d4 := d3
 	pb2 := pb
 	pb2.HoldTime = 30 * time.Second
@@ -324,6 +345,17 @@ func TestSpeakerAppliesDifferences(t *testing.T) {
 	eventually(t, "rb routes after restart", expectRoutes(rb, t, map[netip.Prefix]received{
 		pfx("198.19.0.10/32"): {nextHop: src, localPref: 300},
 	}))
+	// GoBGP counts rb's messages afresh for the new session; the
+	// counter carries on from what the old one had sent.
+	var opensNow uint64
+	for _, st := range sp.Sessions() {
+		if st.Peer == "rb" {
+			opensNow = st.Sent.Opens
+		}
+	}
+	if v := gather(t, reg)["metallb_bgp_opens_sent"][labelB]; v < opensBefore+float64(opensNow) {
+		t.Errorf("metallb_bgp_opens_sent{peer=%q} = %v, want at least %v before the reconfiguration + %d since", labelB, v, opensBefore, opensNow)
+	}
 	if got := since(sp, "ra"); !got.Equal(upA) {
 		t.Errorf("session ra restarted when only rb changed (up since %v, then %v)", upA, got)
 	}
