@@ -24,11 +24,12 @@ all: build
 build: ## Build the binaries into bin/.
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-s -w" -o bin/ ./cmd/...
 
-generate: ## Regenerate deepcopy code, CRDs and RBAC from the Go types and markers.
+generate: ## Regenerate deepcopy code, CRDs and RBAC from the Go types and markers, and config/'s copy of the alerting rules.
 	$(CONTROLLER_GEN) object:headerFile=hack/boilerplate.go.txt paths=./api/...
 	$(CONTROLLER_GEN) crd:crdVersions=v1 paths=./api/... output:crd:artifacts:config=config/crd/bases
 	$(CONTROLLER_GEN) rbac:roleName=keeperlb-controller paths=./internal/controller/... output:rbac:artifacts:config=config/rbac/controller
 	$(CONTROLLER_GEN) rbac:roleName=keeperlb-speaker paths=./internal/speaker/... output:rbac:artifacts:config=config/rbac/speaker
+	bash hack/prometheus-rules.sh
 
 verify-generate: ## Fail when generated files are stale.
 	bash hack/verify-generate.sh
