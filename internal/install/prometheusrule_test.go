@@ -172,7 +172,7 @@ func TestPrometheusRuleKustomize(t *testing.T) {
 
 // TestServiceMonitorJob: both ways of installing the ServiceMonitors set
 // the job label to metallb-<component>, which MetalLB's alerts select
-// (job=~"metallb.*").
+// (job=~"metallb.*"), and honor the series' labels, as MetalLB's do.
 func TestServiceMonitorJob(t *testing.T) {
 	for name, objs := range map[string][]*unstructured.Unstructured{
 		"chart":             renderChart(t, "metallb-system", map[string]any{"serviceMonitor": map[string]any{"enabled": true}}),
@@ -200,6 +200,9 @@ func TestServiceMonitorJob(t *testing.T) {
 			})
 			if !ok || component == "" {
 				t.Errorf("%s: ServiceMonitor %s relabelings %+v: want job set to %q", name, sm.Name, sm.Spec.Endpoints[0].RelabelConfigs, want)
+			}
+			if !sm.Spec.Endpoints[0].HonorLabels {
+				t.Errorf("%s: ServiceMonitor %s must honor the series' labels: metallb_speaker_announced's service label is the Service, not the metrics Service", name, sm.Name)
 			}
 		}
 		if n != 2 {
