@@ -225,7 +225,7 @@ func Dashboard() *dashboard.DashboardBuilder {
 		WithPanel(b.graph("Allocation latency", "Time from when the controller first saw a Service lacking addresses to the status write that gave them; a Service that waited for a free address counts its whole wait.", "s", 12,
 			q("histogram_quantile(0.5, sum by (le) ("+rate(sel("keeperlb_controller_allocation_duration_seconds_bucket"))+"))", "p50"),
 			q("histogram_quantile(0.99, sum by (le) ("+rate(sel("keeperlb_controller_allocation_duration_seconds_bucket"))+"))", "p99"))).
-		WithPanel(b.graph("Allocations", "Services given addresses per second.", "ops", 12,
+		WithPanel(b.graph("Allocations", "Services given addresses per second.", "ops", 24,
 			q("sum("+rate(sel("keeperlb_controller_allocation_duration_seconds_count"))+")", "allocations")))
 
 	announced := sel("metallb_speaker_announced")
@@ -292,9 +292,10 @@ func Dashboard() *dashboard.DashboardBuilder {
 			q("sum by (job, instance) ("+rate(sel("metallb_k8s_client_update_errors_total"))+")", "{{job}} {{instance}} errors"))).
 		WithPanel(b.graph("Status writer backlog", "How far each speaker's ServiceL2Status, ServiceBGPStatus and BGPSessionState objects are behind what it announces; 0 when they are up to date.", "s", 12,
 			q(sel("keeperlb_speaker_status_backlog_seconds"), "{{instance}}"))).
-		WithPanel(b.graph("Status write latency", "99th percentile of the time a speaker's status writer takes to bring the status objects in line with one pass, by result.", "s", 12,
-			q("histogram_quantile(0.99, sum by (le, result) ("+rate(sel("keeperlb_speaker_status_write_duration_seconds_bucket"))+"))", "p99 {{result}}"),
-			q("sum by (result) ("+rate(sel("keeperlb_speaker_status_write_duration_seconds_count"))+")", "{{result}} writes/s"))).
+		WithPanel(b.graph("Status write latency", "99th percentile of the time a speaker's status writer takes to bring the status objects in line with one pass, by result (success, error).", "s", 12,
+			q("histogram_quantile(0.99, sum by (le, result) ("+rate(sel("keeperlb_speaker_status_write_duration_seconds_bucket"))+"))", "p99 {{result}}"))).
+		WithPanel(b.graph("Status writes", "Status writes per second over all speakers, by result; errors are retried with backoff.", "ops", 12,
+			q("sum by (result) ("+rate(sel("keeperlb_speaker_status_write_duration_seconds_count"))+")", "{{result}}"))).
 		WithPanel(b.graph("Memory", "Resident memory of each KeeperLB process.", "bytes", 8,
 			q(keeperlbOnly(sel("process_resident_memory_bytes")), "{{job}} {{instance}}"))).
 		WithPanel(b.graph("CPU", "CPU time each KeeperLB process uses, in cores.", "short", 8,

@@ -129,7 +129,10 @@ type panelJSON struct {
 	Type       string           `json:"type"`
 	Title      string           `json:"title"`
 	Datasource *json.RawMessage `json:"datasource"`
-	Targets    []struct {
+	GridPos    *struct {
+		X, Y, W, H int
+	} `json:"gridPos"`
+	Targets []struct {
 		Expr         string `json:"expr"`
 		LegendFormat string `json:"legendFormat"`
 		RefID        string `json:"refId"`
@@ -204,6 +207,30 @@ func TestVariables(t *testing.T) {
 		if v.Name == namespaceVar && v.AllValue != ".*" {
 			t.Errorf("$namespace's All is %q, want .* (it must also match series without a namespace label)", v.AllValue)
 		}
+	}
+}
+
+// TestLayout: every panel sits inside Grafana's 24 columns and none
+// overlaps another, so Grafana shows the layout as generated.
+func TestLayout(t *testing.T) {
+	d := readDashboard(t)
+	type box struct {
+		title      string
+		x, y, w, h int
+	}
+	var boxes []box
+	for _, p := range allPanels(d.Panels) {
+		g := p.GridPos
+		if g == nil || g.W <= 0 || g.H <= 0 || g.X < 0 || g.X+g.W > 24 {
+			t.Errorf("panel %q: gridPos %+v is not within the 24 columns", p.Title, g)
+			continue
+		}
+		for _, o := range boxes {
+			if g.X < o.x+o.w && o.x < g.X+g.W && g.Y < o.y+o.h && o.y < g.Y+g.H {
+				t.Errorf("panels %q and %q overlap", o.title, p.Title)
+			}
+		}
+		boxes = append(boxes, box{p.Title, g.X, g.Y, g.W, g.H})
 	}
 }
 
