@@ -170,17 +170,27 @@ func TestPrometheusRuleKustomize(t *testing.T) {
 	}
 }
 
-// TestServiceMonitorJob: both ways of installing the ServiceMonitors set
-// the job label to metallb-<component>, which MetalLB's alerts select
-// (job=~"metallb.*"), and honor the series' labels, as MetalLB's do.
-func TestServiceMonitorJob(t *testing.T) {
-	for name, objs := range map[string][]*unstructured.Unstructured{
-		"chart":             renderChart(t, "metallb-system", map[string]any{"serviceMonitor": map[string]any{"enabled": true}}),
-		"config/monitoring": kustomize(t, "monitoring"),
+// TestMonitorsJob: every way of installing the ServiceMonitors, and the
+// chart's PodMonitors, set the job label to metallb-<component>, which
+// MetalLB's alerts select (job=~"metallb.*"), and honor the series'
+// labels, as MetalLB's monitors do.
+func TestMonitorsJob(t *testing.T) {
+	type endpoint struct {
+		relabelings []monitoringv1.RelabelConfig
+		honorLabels bool
+	}
+	for _, tc := range []struct {
+		name string
+		kind string
+		objs []*unstructured.Unstructured
+	}{
+		{"chart", "ServiceMonitor", renderChart(t, "metallb-system", map[string]any{"serviceMonitor": map[string]any{"enabled": true}})},
+		{"config/monitoring", "ServiceMonitor", kustomize(t, "monitoring")},
+		{"chart", "PodMonitor", renderChart(t, "metallb-system", map[string]any{"podMonitor": map[string]any{"enabled": true}})},
 	} {
 		n := 0
-		for _, o := range objs {
-			if o.GetKind() != "ServiceMonitor" {
+		for _, o := range tc.objs {
+			if o.GetKind() != tc.kind {
 				continue
 			}
 			n++
@@ -188,25 +198,42 @@ func TestServiceMonitorJob(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			var sm monitoringv1.ServiceMonitor
-			if err := yaml.UnmarshalStrict(raw, &sm); err != nil {
-				t.Fatal(err)
+			var eps []endpoint
+			if tc.kind == "ServiceMonitor" {
+				var sm monitoringv1.ServiceMonitor
+				if err := yaml.UnmarshalStrict(raw, &sm); err != nil {
+					t.Fatal(err)
+				}
+				for _, ep := range sm.Spec.Endpoints {
+					eps = append(eps, endpoint{ep.RelabelConfigs, ep.HonorLabels})
+				}
+			} else {
+				var pm monitoringv1.PodMonitor
+				if err := yaml.UnmarshalStrict(raw, &pm); err != nil {
+					t.Fatal(err)
+				}
+				for _, ep := range pm.Spec.PodMetricsEndpoints {
+					eps = append(eps, endpoint{ep.RelabelConfigs, ep.HonorLabels})
+				}
 			}
 			component := o.GetLabels()["app.kubernetes.io/component"]
 			want := "metallb-" + component
-			ok := slices.ContainsFunc(sm.Spec.Endpoints[0].RelabelConfigs, func(r monitoringv1.RelabelConfig) bool {
+			if len(eps) != 1 || component == "" {
+				t.Fatalf("%s: %s %s: %d endpoints, component %q", tc.name, tc.kind, o.GetName(), len(eps), component)
+			}
+			ok := slices.ContainsFunc(eps[0].relabelings, func(r monitoringv1.RelabelConfig) bool {
 				return r.TargetLabel == "job" && len(r.SourceLabels) == 0 && r.Replacement != nil && *r.Replacement == want &&
 					(r.Action == "" || r.Action == "replace")
 			})
-			if !ok || component == "" {
-				t.Errorf("%s: ServiceMonitor %s relabelings %+v: want job set to %q", name, sm.Name, sm.Spec.Endpoints[0].RelabelConfigs, want)
+			if !ok {
+				t.Errorf("%s: %s %s relabelings %+v: want job set to %q", tc.name, tc.kind, o.GetName(), eps[0].relabelings, want)
 			}
-			if !sm.Spec.Endpoints[0].HonorLabels {
-				t.Errorf("%s: ServiceMonitor %s must honor the series' labels: metallb_speaker_announced's service label is the Service, not the metrics Service", name, sm.Name)
+			if !eps[0].honorLabels {
+				t.Errorf("%s: %s %s must honor the series' labels: metallb_speaker_announced's service label is the Service, not the metrics Service", tc.name, tc.kind, o.GetName())
 			}
 		}
 		if n != 2 {
-			t.Errorf("%s: %d ServiceMonitors, want 2", name, n)
+			t.Errorf("%s: %d %ss, want 2", tc.name, n, tc.kind)
 		}
 	}
 }

@@ -118,3 +118,15 @@ The metrics certificate's volume mount and volume, when one is named.
     secretName: {{ .Values.metrics.certSecret }}
 {{- end }}
 {{- end }}
+
+{{/*
+The NetworkPolicy peer allowed to scrape the metrics ports
+(networkPolicy.prometheus); {} as a selector means all.
+*/}}
+{{- define "keeperlb.prometheusPeer" -}}
+{{- $p := .Values.networkPolicy.prometheus -}}
+{{- $peer := dict -}}
+{{- if kindIs "map" $p.namespaceSelector }}{{ $_ := set $peer "namespaceSelector" $p.namespaceSelector }}{{ end -}}
+{{- if kindIs "map" $p.podSelector }}{{ $_ := set $peer "podSelector" $p.podSelector }}{{ end -}}
+{{- toYaml (list $peer) -}}
+{{- end }}
