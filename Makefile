@@ -68,8 +68,8 @@ e2e: lab-deps ## FRR, demo and end-to-end tests on the netns lab (real controlle
 	KEEPERLB_K8S_BIN=$$($(K8S_TOOLS)) $(GO) test -count=1 -p 1 -run '^(TestFRR|TestDemo$$)' ./internal/bgp/ ./internal/lab/ ./internal/cli/
 	KEEPERLB_K8S_BIN=$$($(K8S_TOOLS)) KEEPERLB_PROMETHEUS_BIN=$$($(PROM_TOOLS)) $(GO) test -count=1 -p 1 -timeout 30m ./test/e2e/...
 
-# The first run builds promtool and prometheus (about 3 min of CPU on 2
-# cores; cached after).
+# The first run builds promtool and prometheus: 2 min 20 s on 2 shared cores
+# with nothing cached (1.4 GB of modules, 1.2 GB of build cache); cached after.
 rules: ## promtool check rules and promtool test rules on the alerting rules (charts/keeperlb/files/prometheus-rules.yaml, test/rules).
 	bin=$$($(PROM_TOOLS)) && $$bin/promtool check rules charts/keeperlb/files/prometheus-rules.yaml && cd test/rules && $$bin/promtool test rules alerts.test.yaml
 

@@ -34,7 +34,7 @@ cd "$here"
 version=$(go list -m -f '{{.Version}}' github.com/prometheus/prometheus)
 vpkg=github.com/prometheus/common/version
 ldflags="-s -w -X $vpkg.Version=${version#v} -X $vpkg.Branch=module-proxy -X $vpkg.Revision=$version"
-echo "prometheus-tools: building promtool and prometheus $version (several minutes on 2 cores, once)" >&2
+echo "prometheus-tools: building promtool and prometheus $version (about 2.5 minutes on 2 cores, once)" >&2
 go build -mod=readonly -trimpath -tags remove_all_sd -ldflags "$ldflags" -o "$out.tmp/promtool" github.com/prometheus/prometheus/cmd/promtool
 go build -mod=readonly -trimpath -tags remove_all_sd -ldflags "$ldflags" -o "$out.tmp/prometheus" github.com/prometheus/prometheus/cmd/prometheus
 rm -rf "$out"
