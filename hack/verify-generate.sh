@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# Regenerates deepcopy code, CRDs, RBAC and the Grafana dashboard and fails
-# if anything changed, so that a change to the API types or to the dashboard
-# generator without `make generate` cannot land.
+# Regenerates deepcopy code, CRDs, RBAC, the Grafana dashboard and config/'s
+# copy of the alerting rules and fails if anything changed, so that a change
+# to the API types, the dashboard generator or the rules without
+# `make generate` cannot land.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
-generated=(api config/crd/bases config/rbac charts/keeperlb/files/dashboards config/grafana/keeperlb.json)
+generated=(api config/crd/bases config/rbac charts/keeperlb/files/dashboards config/grafana/keeperlb.json config/prometheus-rules)
 snap=$(mktemp -d)
 trap 'rm -rf "$snap"' EXIT
 cp -r --parents "${generated[@]}" "$snap"

@@ -3,6 +3,7 @@ package speaker
 import (
 	"fmt"
 	"net/netip"
+	"slices"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -23,6 +24,10 @@ type metrics struct {
 	// (a scrape between a reset and the refill would see nothing).
 	current map[[4]string]bool
 	live    prometheus.Gauge
+	// unannounced and its current set: the layer 2 addresses that should
+	// be announced and are not, as seen from this node.
+	unannounced        *prometheus.GaugeVec
+	currentUnannounced map[[3]string]bool
 
 	statusWrites *prometheus.HistogramVec
 	ownership    *prometheus.CounterVec
@@ -51,7 +56,12 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "keeperlb_layer2_ownership_changes_total",
 			Help: "Layer 2 IPs that moved from one node to another, by reason (peer_dead, peer_left, peer_joined, config); each move is counted once, by the node that took the IP when its previous owner is gone, else by the previous owner.",
 		}, []string{"reason"}),
-		current: map[[4]string]bool{},
+		unannounced: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "keeperlb_layer2_unannounced",
+			Help: "1 for each layer 2 address that an L2Advertisement selects and that has serving endpoints, but that no node announces: no live eligible node (NoEligibleNode), Services sharing it have no eligible node in common (SharedIPNoCommonNode), or this node was elected and has no eligible interface (NoEligibleInterface).",
+		}, []string{"service", "ip", "reason"}),
+		current:            map[[4]string]bool{},
+		currentUnannounced: map[[3]string]bool{},
 	}
 	for _, r := range ownershipReasons {
 		m.ownership.WithLabelValues(r)
@@ -64,7 +74,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		return nil, err
 	}
 	if reg != nil {
-		for _, c := range []prometheus.Collector{m.announced, m.live, m.statusWrites, m.ownership} {
+		for _, c := range []prometheus.Collector{m.announced, m.live, m.unannounced, m.statusWrites, m.ownership} {
 			if err := reg.Register(c); err != nil {
 				return nil, fmt.Errorf("registering speaker metrics: %w", err)
 			}
@@ -189,4 +199,48 @@ func registerMembershipMetrics(reg prometheus.Registerer, det *membership.Detect
 		}
 	}
 	return nil
+}
+
+// ReasonNoEligibleInterface is the keeperlb_layer2_unannounced reason of an
+// address this node was elected for but cannot announce: none of its
+// interfaces is eligible. The other reasons are the election's.
+const ReasonNoEligibleInterface = "NoEligibleInterface"
+
+// unannouncedSeries are the label sets of keeperlb_layer2_unannounced
+// (service, ip, reason): the addresses that want an announcer and have
+// none. From the election's skips, only those that mean that: a missing
+// pool or advertisement is the configuration's choice, and a Service with
+// no serving endpoint is not announced by design (as in MetalLB). Every
+// speaker runs the same election, so every one exports those; the
+// addresses elected to this node that it cannot announce (mine, minus
+// what owned says it announces) only this node knows.
+func unannouncedSeries(skipped []election.Skip, mine []election.Announcement, owned map[string][]netip.Addr) map[[3]string]bool {
+	out := map[[3]string]bool{}
+	for _, s := range skipped {
+		switch s.Reason {
+		case election.ReasonNoCandidates, election.ReasonSharedNoCommon:
+			out[[3]string{s.Service, s.IP.String(), s.Reason}] = true
+		}
+	}
+	for _, a := range mine {
+		for _, svc := range a.Services {
+			if !slices.Contains(owned[svc], a.IP) {
+				out[[3]string{svc, a.IP.String(), ReasonNoEligibleInterface}] = true
+			}
+		}
+	}
+	return out
+}
+
+// setUnannounced makes the unannounced series equal to want.
+func (m *metrics) setUnannounced(want map[[3]string]bool) {
+	for k := range m.currentUnannounced {
+		if !want[k] {
+			m.unannounced.DeleteLabelValues(k[:]...)
+		}
+	}
+	for k := range want {
+		m.unannounced.WithLabelValues(k[:]...).Set(1)
+	}
+	m.currentUnannounced = want
 }

@@ -8,6 +8,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/keeperlb/keeperlb/internal/election"
 	"github.com/keeperlb/keeperlb/internal/membership"
 	"github.com/keeperlb/keeperlb/internal/metricsdoc"
 )
@@ -34,6 +35,7 @@ func TestMetricsDocumented(t *testing.T) {
 		t.Fatal(err)
 	}
 	m.setAnnounced(map[[4]string]bool{{"ns/a", protocolLayer2, "node1", "198.18.0.1"}: true})
+	m.setUnannounced(map[[3]string]bool{{"ns/a", "198.18.0.1", election.ReasonNoCandidates}: true})
 	m.observeStatusWrite(time.Millisecond, nil)
 	metricsdoc.Check(t, reg, "../../docs/metrics.md", "k8s-client", "speaker")
 }

@@ -6,6 +6,8 @@ import (
 	"slices"
 	"testing"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/keeperlb/keeperlb/internal/bgp"
 	"github.com/keeperlb/keeperlb/internal/election"
 )
@@ -65,5 +67,59 @@ func TestAnnouncedSeries(t *testing.T) {
 	}
 	if got := announcedSeries("node1", nil, nil); len(got) != 0 {
 		t.Errorf("nothing announced: %v", got)
+	}
+}
+
+func TestUnannouncedSeries(t *testing.T) {
+	ip := netip.MustParseAddr
+	skipped := []election.Skip{
+		{Service: "ns/alone", IP: ip("198.18.0.1"), Reason: election.ReasonNoCandidates},
+		{Service: "ns/shared-a", IP: ip("198.18.0.2"), Reason: election.ReasonSharedNoCommon},
+		// Not announced by choice or by design: no series.
+		{Service: "ns/bgp-only", IP: ip("198.18.0.3"), Reason: election.ReasonNoAdvertisement},
+		{Service: "ns/nopool", IP: ip("198.18.0.4"), Reason: election.ReasonNoPool},
+		{Service: "ns/idle", IP: ip("198.18.0.5"), Reason: election.ReasonNoEndpoints},
+	}
+	mine := []election.Announcement{
+		{IP: ip("198.18.0.6"), Node: "node1", Services: []string{"ns/ok"}},
+		// Two Services share 198.18.0.7; this node has no eligible
+		// interface for it.
+		{IP: ip("198.18.0.7"), Node: "node1", Services: []string{"ns/s1", "ns/s2"}},
+	}
+	owned := map[string][]netip.Addr{"ns/ok": {ip("198.18.0.6")}}
+	got := unannouncedSeries(skipped, mine, owned)
+	want := map[[3]string]bool{
+		{"ns/alone", "198.18.0.1", "NoEligibleNode"}:          true,
+		{"ns/shared-a", "198.18.0.2", "SharedIPNoCommonNode"}: true,
+		{"ns/s1", "198.18.0.7", "NoEligibleInterface"}:        true,
+		{"ns/s2", "198.18.0.7", "NoEligibleInterface"}:        true,
+	}
+	if !maps.Equal(got, want) {
+		t.Errorf("got %v, want %v", got, want)
+	}
+	if got := unannouncedSeries(nil, nil, nil); len(got) != 0 {
+		t.Errorf("nothing skipped: %v", got)
+	}
+
+	// The gauge follows the set: a series that stops being true goes.
+	reg := prometheus.NewRegistry()
+	m, err := newMetrics(reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.setUnannounced(want)
+	m.setUnannounced(map[[3]string]bool{{"ns/alone", "198.18.0.1", "NoEligibleNode"}: true})
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, f := range families {
+		if f.GetName() == "keeperlb_layer2_unannounced" {
+			n = len(f.GetMetric())
+		}
+	}
+	if n != 1 {
+		t.Errorf("after the set shrank, %d series, want 1", n)
 	}
 }

@@ -172,6 +172,7 @@ func (r *reconciler) Reconcile(ctx context.Context, _ reconcile.Request) (reconc
 		r.reportProblems(ctx, nil)
 	}
 	r.report(svcs.Items, owned, stranded, bgpAnnounced)
+	r.metrics.setUnannounced(unannouncedSeries(res.Skipped, mine, owned))
 	// The status objects are written in the background: the next pass,
 	// which may move IPs, must not wait for them. After a failed BGP
 	// apply the BGP ones stay as they were (a nil part is not written).

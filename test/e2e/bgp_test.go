@@ -119,6 +119,13 @@ type bgpEnv struct {
 // newBGPEnv brings up the lab (with router), KeeperLB and FRR.
 func newBGPEnv(t *testing.T, rt router) *bgpEnv {
 	t.Helper()
+	return newBGPEnvWith(t, rt, envOptions{})
+}
+
+// newBGPEnvWith is newBGPEnv with more options for newEnv (router is
+// always on).
+func newBGPEnvWith(t *testing.T, rt router, o envOptions) *bgpEnv {
+	t.Helper()
 	labtest.Require(t, true, "vtysh")
 	if err := lab.CheckFRR(); err != nil {
 		if os.Getenv(labtest.SkipEnv) == "1" {
@@ -126,7 +133,8 @@ func newBGPEnv(t *testing.T, rt router) *bgpEnv {
 		}
 		t.Fatalf("%v; set %s=1 to skip lab tests", err, labtest.SkipEnv)
 	}
-	e := newEnv(t, envOptions{router: true})
+	o.router = true
+	e := newEnv(t, o)
 	f, err := e.lab.StartFRR(t.Context(), rt.bgpd(e.lab), rt.bfdd())
 	if err != nil {
 		t.Fatal(err)

@@ -90,6 +90,8 @@ type env struct {
 	// speakerWrap is put before the speaker's command line on a node
 	// (lab.InTimeNamespace, for one), for the speakers started from then on.
 	speakerWrap map[string][]string
+	// controllerArgs are extra controller flags.
+	controllerArgs []string
 }
 
 // envOptions tune newEnv.
@@ -103,6 +105,9 @@ type envOptions struct {
 	// noSpeakers leaves the speakers to the test, which starts them
 	// itself with startSpeaker.
 	noSpeakers bool
+	// controllerArgs are extra controller flags; later flags win, so
+	// they can override the defaults (--metrics-bind-address=0, ...).
+	controllerArgs []string
 }
 
 // newEnv brings up a lab, the controller and a speaker on every node.
@@ -121,7 +126,7 @@ func newEnv(t *testing.T, o envOptions) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &env{t: t, lab: l, c: c, bin: bin, speakers: map[string]*lab.Process{}}
+	e := &env{t: t, lab: l, c: c, bin: bin, speakers: map[string]*lab.Process{}, controllerArgs: o.controllerArgs}
 	ctx := t.Context()
 	for _, ns := range []string{installNS, appNS} {
 		if err := c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil && !apierrors.IsAlreadyExists(err) {
@@ -203,11 +208,11 @@ func (e *env) scrape(node string) (string, error) {
 
 func (e *env) startController() {
 	e.t.Helper()
-	p, err := e.lab.Start(nil, fmt.Sprintf("controller-%d", e.restarts), []string{
+	p, err := e.lab.Start(nil, fmt.Sprintf("controller-%d", e.restarts), append([]string{
 		filepath.Join(e.bin, "keeperlb-controller"),
 		"--kubeconfig=" + e.lab.ControlPlane.Kubeconfig,
 		"--metrics-bind-address=0", "--health-probe-bind-address=0", "--disable-webhook",
-	}, nil)
+	}, e.controllerArgs...), nil)
 	if err != nil {
 		e.t.Fatal(err)
 	}
