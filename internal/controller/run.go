@@ -314,7 +314,7 @@ func runManager(ctx context.Context, baseCfg *rest.Config, opts Options, scheme 
 			DefaultTransform: kubeobj.Trim,
 			ByObject:         kubeobj.InNamespace(opts.Namespace, &v1beta1.ConfigurationState{}),
 		},
-		Metrics:                       opts.MetricsAuth.ServerOptions(opts.MetricsAddr),
+		Metrics: opts.MetricsAuth.ServerOptions(opts.MetricsAddr),
 		// Health probes are served by Run for the life of the process.
 		HealthProbeBindAddress:        "0",
 		PprofBindAddress:              opts.PprofAddr,
