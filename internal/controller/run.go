@@ -111,6 +111,11 @@ type Options struct {
 	// Webhook configures the admission and conversion webhooks the
 	// controller serves (internal/webhook).
 	Webhook webhook.Options
+	// PodName and PodUID name the controller's own Pod (from the downward
+	// API); when both are set, the leader makes that Pod the owner of the
+	// Lease, so that uninstalling deletes the Lease with the Pod. Empty
+	// outside Kubernetes.
+	PodName, PodUID string
 	// MemberlistSecret names the Secret in Namespace holding the speakers'
 	// heartbeat key; the controller creates it, with a random key, when it
 	// does not exist. Empty: the controller leaves it to the installer.
@@ -167,6 +172,8 @@ func (o *Options) BindFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&o.PoolStatusInterval, "pool-status-interval", o.PoolStatusInterval, "least time between two IPAddressPool status writes")
 	fs.DurationVar(&o.APIProbeInterval, "api-probe-interval", o.APIProbeInterval, "how often the API server is probed; two failed probes in a row make /readyz fail")
 	fs.DurationVar(&o.APIOutage, "api-outage-restart-after", o.APIOutage, "how long the API server may go unanswered before the running manager is stopped and, once it answers, replaced (the process never exits for an outage)")
+	fs.StringVar(&o.PodName, "pod-name", o.PodName, "this replica's Pod (downward API metadata.name); with --pod-uid, the leader makes it the owner of the Lease")
+	fs.StringVar(&o.PodUID, "pod-uid", o.PodUID, "this replica's Pod UID (downward API metadata.uid)")
 	fs.StringVar(&o.MemberlistSecret, "memberlist-secret-name", o.MemberlistSecret, "Secret holding the speakers' heartbeat key, created with a random key when missing (empty: never created)")
 	o.Webhook.BindFlags(fs)
 }
@@ -319,7 +326,7 @@ func runManager(ctx context.Context, baseCfg *rest.Config, opts Options, scheme 
 		HealthProbeBindAddress:        "0",
 		PprofBindAddress:              opts.PprofAddr,
 		LeaderElection:                opts.LeaderElect,
-		LeaderElectionID:              "keeperlb-controller",
+		LeaderElectionID:              LeaseName,
 		LeaderElectionNamespace:       opts.Namespace,
 		LeaderElectionReleaseOnCancel: true,
 		LeaseDuration:                 &opts.LeaseDuration,
@@ -360,6 +367,11 @@ func runManager(ctx context.Context, baseCfg *rest.Config, opts Options, scheme 
 	if opts.MemberlistSecret != "" {
 		if err := mgr.Add(&memberlistKey{client: mgr.GetClient(), namespace: opts.Namespace, name: opts.MemberlistSecret, log: log.With("component", "memberlist")}); err != nil {
 			return fmt.Errorf("adding the memberlist key: %w", err)
+		}
+	}
+	if pod, ok := podOwner(opts.PodName, opts.PodUID); ok && opts.LeaderElect {
+		if err := mgr.Add(&leaseOwner{reader: mgr.GetAPIReader(), client: mgr.GetClient(), namespace: opts.Namespace, pod: pod, log: log.With("component", "lease-owner")}); err != nil {
+			return fmt.Errorf("adding the lease owner: %w", err)
 		}
 	}
 	if err := mgr.Add(&bootstrap{client: mgr.GetClient(), cache: mgr.GetCache(), services: services, config: cs, state: st, metrics: m.client, lbClass: opts.LBClass, log: log.With("component", "bootstrap")}); err != nil {
