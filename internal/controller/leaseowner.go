@@ -90,4 +90,3 @@ func (o *leaseOwner) set(ctx context.Context) error {
 func ownedOnlyBy(refs []metav1.OwnerReference, pod metav1.OwnerReference) bool {
 	return len(refs) == 1 && refs[0].UID == pod.UID && refs[0].Kind == pod.Kind && refs[0].Name == pod.Name
 }
-
