@@ -81,6 +81,14 @@ func TestLeaseOwnedByLeaderPod(t *testing.T) {
 	e.start() // the standby
 	first()
 	waitLeaseOwner(t, e, e.opts.PodName, e.opts.PodUID)
+
+	// The garbage collector may delete the Lease with the previous
+	// leader's Pod just after the new leader took it: the leader creates
+	// it again and owns it again.
+	if err := e.c.Delete(e.ctx, &coordinationv1.Lease{ObjectMeta: metav1.ObjectMeta{Namespace: e.ns, Name: controller.LeaseName}}); err != nil {
+		t.Fatal(err)
+	}
+	waitLeaseOwner(t, e, e.opts.PodName, e.opts.PodUID)
 }
 
 // waitLeaseOwner waits until the Lease is owned by exactly Pod name/uid.

@@ -48,20 +48,17 @@ func podOwner(name, uid string) (metav1.OwnerReference, bool) {
 	return metav1.OwnerReference{APIVersion: "v1", Kind: "Pod", Name: name, UID: types.UID(uid)}, true
 }
 
-// Start sets the owner once the replica leads, retrying until it succeeds
-// or ctx ends: a Lease without an owner is only what it was before.
+// Start sets the owner once the replica leads and checks it again every
+// few seconds while it leads: a Lease the garbage collector deleted with the
+// previous leader's Pod is created again by client-go, without an owner.
+// Failures are only logged: a Lease without an owner is what it was before.
 func (o *leaseOwner) Start(ctx context.Context) error {
-	err := wait.PollUntilContextCancel(ctx, time.Second, true, func(ctx context.Context) (bool, error) {
-		if err := o.set(ctx); err != nil {
+	_ = wait.PollUntilContextCancel(ctx, 5*time.Second, true, func(ctx context.Context) (bool, error) {
+		if err := o.set(ctx); err != nil && ctx.Err() == nil {
 			o.log.Warn("making this Pod the owner of the leader Lease", "err", err)
-			return false, nil
 		}
-		return true, nil
+		return false, nil
 	})
-	if err != nil && ctx.Err() == nil {
-		return err
-	}
-	<-ctx.Done()
 	return nil
 }
 
