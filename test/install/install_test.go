@@ -421,6 +421,8 @@ func TestHelmInstall(t *testing.T) {
 	values := map[string]any{"serviceMonitor": map[string]any{"enabled": true}}
 
 	// helm install keeperlb charts/keeperlb -n metallb-system --create-namespace --set serviceMonitor.enabled=true
+	// (docs/install.md adds --wait; this control plane has no kubelet, so
+	// no Pod would ever be Ready: the test waits for what it checks.)
 	inst := action.NewInstall(cfg)
 	inst.ReleaseName = "keeperlb"
 	inst.Namespace = namespace
