@@ -180,7 +180,10 @@ func Run(ctx context.Context, restCfg *rest.Config, opts Options, log *slog.Logg
 	}
 
 	if err := waitForAPIServer(ctx, cfg, opts.HealthAddr, time.Second, log); err != nil {
-		return nil // ctx ended
+		if ctx.Err() != nil {
+			return nil
+		}
+		return err
 	}
 	mgr, err := manager.New(cfg, manager.Options{
 		Scheme: scheme,
