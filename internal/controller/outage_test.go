@@ -13,8 +13,12 @@ import (
 	"testing"
 	"time"
 
+	coordinationv1 "k8s.io/api/coordination/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/rest"
+	"k8s.io/client-go/util/retry"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/keeperlb/keeperlb/internal/controller"
 )
@@ -260,5 +264,71 @@ func TestAPIServerOutage(t *testing.T) {
 	stop()
 	if runErr != nil && !errors.Is(runErr, context.Canceled) {
 		t.Errorf("the controller ended with %v when stopped", runErr)
+	}
+}
+
+// A leader that loses its Lease to another holder stops leading without
+// the process ending (controller-runtime ends the manager; Run starts a new
+// one, which campaigns again) and leads again once the other holder's
+// Lease runs out.
+func TestLostLeaseDoesNotEndTheProcess(t *testing.T) {
+	e := newEnv(t)
+	e.opts.LeaseDuration, e.opts.RenewDeadline, e.opts.RetryPeriod = 4*time.Second, 3*time.Second, 500*time.Millisecond
+	e.pool("p", []string{"198.18.24.0/29"})
+	ctx, cancel := context.WithCancel(e.ctx)
+	done := make(chan struct{})
+	var runErr error
+	w := &testWriter{t: t}
+	t.Cleanup(func() { w.done.Store(true) })
+	log := slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	go func() { defer close(done); runErr = controller.Run(ctx, e.cfg, e.opts, log) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case <-done:
+		case <-time.After(30 * time.Second):
+			t.Error("the controller did not stop within 30s")
+		}
+	})
+	first := waitLeaseHolder(t, e, "")
+	e.createSvc("a")
+	e.waitIPs("a", "198.18.24.0")
+
+	// Another holder takes the Lease, as a replica that believed the
+	// leader dead would, and renews it for a while.
+	steal := func() {
+		l := &coordinationv1.Lease{}
+		if err := e.c.Get(e.ctx, client.ObjectKey{Namespace: e.ns, Name: controller.LeaseName}, l); err != nil {
+			t.Fatal(err)
+		}
+		holder, now := "thief", metav1.NewMicroTime(time.Now())
+		l.Spec.HolderIdentity, l.Spec.RenewTime = &holder, &now
+		if err := e.c.Update(e.ctx, l); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := retry.RetryOnConflict(retry.DefaultRetry, func() error { steal(); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	for end := time.Now().Add(6 * time.Second); time.Now().Before(end); time.Sleep(time.Second) {
+		_ = retry.RetryOnConflict(retry.DefaultRetry, func() error { steal(); return nil })
+		select {
+		case <-done:
+			t.Fatalf("the controller process ended after losing its Lease: %v", runErr)
+		default:
+		}
+	}
+	// The thief stops renewing; the controller leads again, with a new
+	// identity (a new manager), and allocates.
+	second := waitLeaseHolder(t, e, "thief")
+	if second == first {
+		t.Errorf("the same identity %s leads again: the manager was not replaced", first)
+	}
+	e.createSvc("b")
+	e.waitIPs("b", "198.18.24.1")
+	select {
+	case <-done:
+		t.Fatalf("the controller process ended: %v", runErr)
+	default:
 	}
 }
