@@ -18,8 +18,9 @@ import (
 	"log"
 	"os"
 
-	"helm.sh/helm/v3/pkg/chartutil"
-	"helm.sh/helm/v3/pkg/strvals"
+	"helm.sh/helm/v4/pkg/chart/common"
+	chartutil "helm.sh/helm/v4/pkg/chart/common/util"
+	"helm.sh/helm/v4/pkg/strvals"
 	"sigs.k8s.io/kustomize/kyaml/filesys"
 
 	"github.com/keeperlb/keeperlb/internal/install"
@@ -82,7 +83,7 @@ func renderHelm(args []string, out io.Writer) error {
 	}
 	values := map[string]any{}
 	for _, f := range files {
-		v, err := chartutil.ReadValuesFile(f)
+		v, err := common.ReadValuesFile(f)
 		if err != nil {
 			return fmt.Errorf("reading values file %s: %w", f, err)
 		}

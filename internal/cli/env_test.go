@@ -130,8 +130,9 @@ func (e *cliEnv) mustRun(args ...string) string {
 }
 
 // startController runs the real controller in this process for the
-// test's install namespace and class.
-func (e *cliEnv) startController() {
+// test's install namespace and class, changed by mutate, and returns a
+// function that stops it (also called at cleanup).
+func (e *cliEnv) startController(mutate ...func(*controller.Options)) (stop func()) {
 	e.t.Helper()
 	opts := controller.DefaultOptions()
 	opts.Namespace = e.ns
@@ -144,21 +145,29 @@ func (e *cliEnv) startController() {
 	opts.Registry = prometheus.NewRegistry()
 	opts.SkipNameValidation = true
 	opts.PoolStatusInterval = 100 * time.Millisecond
+	for _, m := range mutate {
+		m(&opts)
+	}
 	ctx, cancel := context.WithCancel(e.ctx)
 	done := make(chan error, 1)
 	log := slog.New(slog.DiscardHandler)
 	go func() { done <- controller.Run(ctx, e.cp.Config, opts, log) }()
-	e.t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				e.t.Errorf("controller exited with error: %v", err)
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			cancel()
+			select {
+			case err := <-done:
+				if err != nil {
+					e.t.Errorf("controller exited with error: %v", err)
+				}
+			case <-time.After(30 * time.Second):
+				e.t.Error("controller did not stop within 30s")
 			}
-		case <-time.After(30 * time.Second):
-			e.t.Error("controller did not stop within 30s")
-		}
-	})
+		})
+	}
+	e.t.Cleanup(stop)
+	return stop
 }
 
 // createSvc creates a LoadBalancer Service of the test's class.

@@ -7,6 +7,7 @@ import (
 	"io"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -16,7 +17,10 @@ import (
 
 // statusView is everything `keeperlb status` reports.
 type statusView struct {
-	Namespace     string           `json:"namespace"`
+	Namespace string `json:"namespace"`
+	// Controller says whether a controller leads, so that state left by
+	// replicas that no longer run is not taken for live.
+	Controller    leaderView       `json:"controller"`
 	Configuration []componentState `json:"configuration"`
 	Pools         []poolView       `json:"pools"`
 	Services      []serviceStatus  `json:"services"`
@@ -82,7 +86,8 @@ func newStatusCmd(g *globals) *cobra.Command {
 }
 
 func loadStatus(ctx context.Context, c client.Client, ns string) (*statusView, error) {
-	v := &statusView{Namespace: ns, Configuration: []componentState{}}
+	now := time.Now()
+	v := &statusView{Namespace: ns, Configuration: []componentState{}, Controller: loadLeader(ctx, c, ns, now)}
 	var states v1beta1.ConfigurationStateList
 	if err := c.List(ctx, &states, client.InNamespace(ns)); err != nil {
 		return nil, apiError("reading configuration states in "+ns, err)
@@ -117,6 +122,7 @@ func loadStatus(ctx context.Context, c client.Client, ns string) (*statusView, e
 }
 
 func printStatus(w io.Writer, v *statusView) error {
+	fmt.Fprintf(w, "Controller: %s\n\n", v.Controller.summary(time.Now()))
 	fmt.Fprintf(w, "Configuration (namespace %s):\n", v.Namespace)
 	if len(v.Configuration) == 0 {
 		fmt.Fprintln(w, "  no component has reported yet: is keeperlb-controller running, and is --namespace its install namespace?")

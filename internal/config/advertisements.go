@@ -219,10 +219,11 @@ func (c *collector) checkLocalPref(advs []*parsedBGPAdv) {
 			if other.adv.LocalPref == first.adv.LocalPref {
 				continue
 			}
-			c.fail(other.ref, "spec.localPref", "localPref %d for IPAddressPool %q conflicts with localPref %d of %s%s",
-				other.adv.LocalPref, key.pool, first.adv.LocalPref, first.ref, why)
-			c.fail(first.ref, "spec.localPref", "localPref %d for IPAddressPool %q conflicts with localPref %d of %s%s",
-				first.adv.LocalPref, key.pool, other.adv.LocalPref, other.ref, why)
+			c.conflict(other.ref, "spec.localPref", first.ref, "spec.localPref",
+				fmt.Sprintf("localPref %d for IPAddressPool %q conflicts with localPref %d of %s%s",
+					other.adv.LocalPref, key.pool, first.adv.LocalPref, first.ref, why),
+				fmt.Sprintf("localPref %d for IPAddressPool %q conflicts with localPref %d of %s%s",
+					first.adv.LocalPref, key.pool, other.adv.LocalPref, other.ref, why))
 		}
 	}
 }
@@ -238,7 +239,6 @@ func (c *collector) checkIdenticalBGPAdvs(advs []*parsedBGPAdv) {
 			first[a.identity] = a
 			continue
 		}
-		c.fail(a.ref, "spec", "identical to %s", f.ref)
-		c.fail(f.ref, "spec", "identical to %s", a.ref)
+		c.conflict(a.ref, "spec", f.ref, "spec", "identical to "+f.ref.String(), "identical to "+a.ref.String())
 	}
 }

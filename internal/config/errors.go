@@ -40,6 +40,25 @@ type FieldError struct {
 	Field string
 	// Reason says what is wrong, in words meant for the object's author.
 	Reason string
+	// Counterpart is set when the error is one half of a conflict between
+	// two places (two pools sharing an address, two peers with one
+	// address): Parse reports such a conflict on both objects, so that
+	// each gets an Event, and Counterpart names the place the other half
+	// is about. Errors.Once uses it to state the conflict once.
+	Counterpart Location
+}
+
+// Location is an object and a field in it. The zero Location is no place.
+type Location struct {
+	// Kind, Namespace and Name identify the object.
+	Kind, Namespace, Name string
+	// Field is a JSON path into the object.
+	Field string
+}
+
+// Location returns where the error is.
+func (e *FieldError) Location() Location {
+	return Location{Kind: e.Kind, Namespace: e.Namespace, Name: e.Name, Field: e.Field}
 }
 
 // Error renders the error as "Kind namespace/name: field: reason".
@@ -70,6 +89,43 @@ func (e Errors) Error() string {
 		parts[i] = fe.Error()
 	}
 	return strings.Join(parts, "; ")
+}
+
+// Once returns e with each conflict stated once: of two errors that report
+// the same conflict from its two sides (each the other's Counterpart), only
+// the one that comes first in e is kept. A refusal lists its errors this
+// way, the changed object's own first, so that the user reads the conflict
+// once, from the side of the object they wrote. Other errors keep their
+// order.
+func (e Errors) Once() Errors {
+	var out Errors
+	for _, fe := range e {
+		if fe == nil {
+			continue
+		}
+		if fe.Counterpart != (Location{}) && slices.ContainsFunc(out, func(k *FieldError) bool { return isMirror(k, fe) }) {
+			continue
+		}
+		out = append(out, fe)
+	}
+	return out
+}
+
+// Mirrors returns the errors of e that state, from the other side, a
+// conflict that some error of kept states already.
+func (e Errors) Mirrors(kept Errors) Errors {
+	var out Errors
+	for _, fe := range e {
+		if fe != nil && fe.Counterpart != (Location{}) && slices.ContainsFunc(kept, func(k *FieldError) bool { return isMirror(k, fe) }) {
+			out = append(out, fe)
+		}
+	}
+	return out
+}
+
+// isMirror reports whether a and b are the two halves of one conflict.
+func isMirror(a, b *FieldError) bool {
+	return a != nil && b != nil && a.Counterpart == b.Location() && b.Counterpart == a.Location()
 }
 
 // ForObject returns the errors about one object, in the order they appear
@@ -133,6 +189,15 @@ func (c *collector) fail(o objectRef, field, format string, args ...any) {
 		Field:     field,
 		Reason:    fmt.Sprintf(format, args...),
 	})
+}
+
+// conflict reports one conflict between two places on both objects, each
+// error naming the other as its Counterpart.
+func (c *collector) conflict(a objectRef, aField string, b objectRef, bField string, aReason, bReason string) {
+	ea := &FieldError{Kind: a.kind, Namespace: a.namespace, Name: a.name, Field: aField, Reason: aReason}
+	eb := &FieldError{Kind: b.kind, Namespace: b.namespace, Name: b.name, Field: bField, Reason: bReason}
+	ea.Counterpart, eb.Counterpart = eb.Location(), ea.Location()
+	c.errs = append(c.errs, ea, eb)
 }
 
 // result returns the errors sorted and without repeats, or nil. Repeats

@@ -300,8 +300,7 @@ func (c *collector) checkIdenticalPeers(peers []*parsedPeer) {
 			first[p.identity] = p
 			continue
 		}
-		c.fail(p.ref, "spec", "identical to %s", f.ref)
-		c.fail(f.ref, "spec", "identical to %s", p.ref)
+		c.conflict(p.ref, "spec", f.ref, "spec", "identical to "+f.ref.String(), "identical to "+p.ref.String())
 	}
 }
 
@@ -332,8 +331,9 @@ func (c *collector) checkPeerAddresses(peers []*parsedPeer) {
 			first[k] = p
 			continue
 		}
-		c.fail(p.ref, "spec.peerAddress", "address %s in %s is also the address of %s", p.peer.Addr, describeVRF(p.peer.VRF), f.ref)
-		c.fail(f.ref, "spec.peerAddress", "address %s in %s is also the address of %s", f.peer.Addr, describeVRF(f.peer.VRF), p.ref)
+		c.conflict(p.ref, "spec.peerAddress", f.ref, "spec.peerAddress",
+			fmt.Sprintf("address %s in %s is also the address of %s", p.peer.Addr, describeVRF(p.peer.VRF), f.ref),
+			fmt.Sprintf("address %s in %s is also the address of %s", f.peer.Addr, describeVRF(f.peer.VRF), p.ref))
 	}
 }
 
@@ -386,8 +386,9 @@ func (c *collector) checkSharedNodes(peers []*parsedPeer, nodes []corev1.Node) {
 			where = fmt.Sprintf("on node %q", k.node)
 		}
 		why := fmt.Sprintf("peers sharing a node in %s must agree on %s", describeVRF(k.vrf), field[len("spec."):])
-		c.fail(other.ref, field, "%s differs from %s of %s, which also peers %s; %s", mine, theirs, first.ref, where, why)
-		c.fail(first.ref, field, "%s differs from %s of %s, which also peers %s; %s", theirs, mine, other.ref, where, why)
+		c.conflict(other.ref, field, first.ref, field,
+			fmt.Sprintf("%s differs from %s of %s, which also peers %s; %s", mine, theirs, first.ref, where, why),
+			fmt.Sprintf("%s differs from %s of %s, which also peers %s; %s", theirs, mine, other.ref, where, why))
 	}
 	// Within a group, every peer is compared with the first peer whose
 	// value is comparable at all: a missing myASN or a bad routerID is

@@ -232,8 +232,8 @@ func (c *collector) checkOverlaps(pools []*parsedPool) {
 	for i := range all {
 		e := &all[i]
 		if widest != nil && e.r.First.Compare(widest.r.Last) <= 0 {
-			c.fail(e.pool.ref, fmt.Sprintf("spec.addresses[%d]", e.index), "%q overlaps %s", e.text, widest.describe())
-			c.fail(widest.pool.ref, fmt.Sprintf("spec.addresses[%d]", widest.index), "%q overlaps %s", widest.text, e.describe())
+			c.conflict(e.pool.ref, fmt.Sprintf("spec.addresses[%d]", e.index), widest.pool.ref, fmt.Sprintf("spec.addresses[%d]", widest.index),
+				fmt.Sprintf("%q overlaps %s", e.text, widest.describe()), fmt.Sprintf("%q overlaps %s", widest.text, e.describe()))
 		}
 		if widest == nil || e.r.Last.Compare(widest.r.Last) > 0 {
 			widest = e

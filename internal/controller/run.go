@@ -10,9 +10,11 @@ package controller
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"runtime/debug"
 	"time"
@@ -23,6 +25,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	clientfeatures "k8s.io/client-go/features"
 	"k8s.io/client-go/rest"
+	"k8s.io/client-go/util/connrotation"
 	"k8s.io/client-go/util/workqueue"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
@@ -89,6 +92,15 @@ type Options struct {
 	// PoolStatusInterval is the least time between two writes of the pool
 	// status.
 	PoolStatusInterval time.Duration
+	// APIProbeInterval is how often the API server is asked for its
+	// version; two unanswered probes in a row make /readyz fail.
+	APIProbeInterval time.Duration
+	// APIOutage is how long the API server may go unanswered before the
+	// running manager is stopped (a leader gives up leading) and a new one
+	// is started once it answers again. The process never exits for an
+	// outage. Keep it under RenewDeadline, so that a leader stops leading
+	// by itself before its lease runs out.
+	APIOutage time.Duration
 
 	// Registry receives the metrics; nil means controller-runtime's
 	// registry, which the metrics server exposes.
@@ -99,6 +111,11 @@ type Options struct {
 	// Webhook configures the admission and conversion webhooks the
 	// controller serves (internal/webhook).
 	Webhook webhook.Options
+	// PodName and PodUID name the controller's own Pod (from the downward
+	// API); when both are set, the leader makes that Pod the owner of the
+	// Lease, so that uninstalling deletes the Lease with the Pod. Empty
+	// outside Kubernetes.
+	PodName, PodUID string
 	// MemberlistSecret names the Secret in Namespace holding the speakers'
 	// heartbeat key; the controller creates it, with a random key, when it
 	// does not exist. Empty: the controller leaves it to the installer.
@@ -121,6 +138,8 @@ func DefaultOptions() Options {
 		QPS:                -1,
 		Burst:              0,
 		PoolStatusInterval: time.Second,
+		APIProbeInterval:   time.Second,
+		APIOutage:          5 * time.Second,
 		GCPercent:          40,
 		Webhook:            webhook.DefaultOptions(),
 		MemberlistSecret:   "keeperlb-memberlist",
@@ -151,6 +170,10 @@ func (o *Options) BindFlags(fs *flag.FlagSet) {
 	fs.IntVar(&o.GCPercent, "gc-percent", o.GCPercent, "Go GC target percentage, used when $GOGC is unset")
 	fs.BoolVar(&o.WatchList, "watch-list", o.WatchList, "stream informers' initial state instead of listing it (client-go WatchListClient)")
 	fs.DurationVar(&o.PoolStatusInterval, "pool-status-interval", o.PoolStatusInterval, "least time between two IPAddressPool status writes")
+	fs.DurationVar(&o.APIProbeInterval, "api-probe-interval", o.APIProbeInterval, "how often the API server is probed; two failed probes in a row make /readyz fail")
+	fs.DurationVar(&o.APIOutage, "api-outage-restart-after", o.APIOutage, "how long the API server may go unanswered before the running manager is stopped and, once it answers, replaced (the process never exits for an outage)")
+	fs.StringVar(&o.PodName, "pod-name", o.PodName, "this replica's Pod (downward API metadata.name); with --pod-uid, the leader makes it the owner of the Lease")
+	fs.StringVar(&o.PodUID, "pod-uid", o.PodUID, "this replica's Pod UID (downward API metadata.uid)")
 	fs.StringVar(&o.MemberlistSecret, "memberlist-secret-name", o.MemberlistSecret, "Secret holding the speakers' heartbeat key, created with a random key when missing (empty: never created)")
 	o.Webhook.BindFlags(fs)
 }
@@ -175,7 +198,9 @@ func NewScheme() (*runtime.Scheme, error) { return kubeobj.NewScheme() }
 // +kubebuilder:rbac:groups=authentication.k8s.io,resources=tokenreviews,verbs=create
 // +kubebuilder:rbac:groups=authorization.k8s.io,resources=subjectaccessreviews,verbs=create
 
-// Run runs the controller until ctx ends.
+// Run runs the controller until ctx ends. It outlives API server outages:
+// see supervise.go. It returns an error only for a configuration that
+// cannot work, never because the API server cannot be reached.
 func Run(ctx context.Context, restCfg *rest.Config, opts Options, log *slog.Logger) error {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -214,19 +239,94 @@ func Run(ctx context.Context, restCfg *rest.Config, opts Options, log *slog.Logg
 	if err != nil {
 		return err
 	}
+	if opts.APIProbeInterval <= 0 || opts.APIOutage <= 0 {
+		return fmt.Errorf("--api-probe-interval %s and --api-outage-restart-after %s must be positive", opts.APIProbeInterval, opts.APIOutage)
+	}
+	// A probe waits at most one interval (and at least a second, which
+	// /version never takes from a healthy API server), so that a cut
+	// shows in /readyz within about two intervals.
+	probe, err := newAPIProbe(cfg, opts.APIProbeInterval, max(time.Second, opts.APIProbeInterval))
+	if err != nil {
+		return err
+	}
+	pctx, stopProbe := context.WithCancel(ctx)
+	defer stopProbe()
+	go probe.run(pctx, log.With("component", "api-probe"))
+	h := &health{probe: probe}
+	if opts.HealthAddr != "0" && opts.HealthAddr != "" {
+		done, err := h.serve(pctx, opts.HealthAddr, log)
+		if err != nil {
+			return err
+		}
+		defer func() { stopProbe(); <-done }()
+	}
+
+	log.Info("starting controller", "namespace", opts.Namespace, "lbClass", opts.LBClass, "workers", opts.Workers, "leaderElect", opts.LeaderElect, "webhooks", !opts.Webhook.Disable)
+	for n := 0; ; n++ {
+		if n > 0 {
+			// Names of controllers are process-wide in controller-runtime;
+			// the next manager registers the same ones.
+			opts.SkipNameValidation = true
+		}
+		if err := probe.waitReachable(ctx); err != nil {
+			return nil
+		}
+		err := runManager(ctx, cfg, opts, scheme, m, probe, h, log)
+		if ctx.Err() != nil {
+			return err
+		}
+		var perm permanentError
+		if errors.As(err, &perm) {
+			return err
+		}
+		log.Warn("the manager stopped; a new one starts when the API server answers", "err", err)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(opts.RetryPeriod):
+		}
+	}
+}
+
+// permanentError is a set-up error that no retry can fix (a bad option).
+type permanentError struct{ error }
+
+func (e permanentError) Unwrap() error { return e.error }
+
+// runManager runs one controller-runtime manager until ctx ends, the API
+// server has not answered for opts.APIOutage, or the manager ends by itself
+// (a leader that lost its lease).
+func runManager(ctx context.Context, baseCfg *rest.Config, opts Options, scheme *runtime.Scheme, m *metrics, probe *apiProbe, h *health, log *slog.Logger) error {
+	// Connections of this manager only, closed when it stops: the next
+	// one dials afresh rather than inherit one a network cut left hanging
+	// (client-go shares transports between clients of the same config).
+	cfg := rest.CopyConfig(baseCfg)
+	dialer := connrotation.NewDialer((&net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}).DialContext)
+	cfg.Dial = dialer.DialContext
+	defer dialer.CloseAll()
+
+	mctx, stop := context.WithCancel(ctx)
+	defer stop()
+	outage := make(chan bool, 1)
+	go func() { outage <- stopOnOutage(mctx, probe, opts.APIOutage, func() { stop(); dialer.CloseAll() }, log) }()
+
+	mh := &managerHealth{checks: map[string]healthz.Checker{}}
+	h.current.Store(mh)
+	defer h.current.CompareAndSwap(mh, nil)
 
 	mgr, err := manager.New(cfg, manager.Options{
 		Scheme: scheme,
-		Logger: lr,
+		Logger: logr.FromSlogHandler(log.Handler()),
 		Cache: cache.Options{
 			DefaultTransform: kubeobj.Trim,
 			ByObject:         kubeobj.InNamespace(opts.Namespace, &v1beta1.ConfigurationState{}),
 		},
-		Metrics:                       opts.MetricsAuth.ServerOptions(opts.MetricsAddr),
-		HealthProbeBindAddress:        opts.HealthAddr,
+		Metrics: opts.MetricsAuth.ServerOptions(opts.MetricsAddr),
+		// Health probes are served by Run for the life of the process.
+		HealthProbeBindAddress:        "0",
 		PprofBindAddress:              opts.PprofAddr,
 		LeaderElection:                opts.LeaderElect,
-		LeaderElectionID:              "keeperlb-controller",
+		LeaderElectionID:              LeaseName,
 		LeaderElectionNamespace:       opts.Namespace,
 		LeaderElectionReleaseOnCancel: true,
 		LeaseDuration:                 &opts.LeaseDuration,
@@ -240,16 +340,13 @@ func Run(ctx context.Context, restCfg *rest.Config, opts Options, log *slog.Logg
 	if err != nil {
 		return fmt.Errorf("creating manager: %w", err)
 	}
-	if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {
-		return fmt.Errorf("adding health check: %w", err)
-	}
-	if err := mgr.AddReadyzCheck("ping", healthz.Ping); err != nil {
-		return fmt.Errorf("adding ready check: %w", err)
+	if err := mgr.Add(servingSignal{mh: mh}); err != nil {
+		return fmt.Errorf("adding the serving signal: %w", err)
 	}
 	// Every replica serves the webhooks; only the leader rotates their
 	// certificate.
-	if err := webhook.Setup(mgr, cfg, opts.Namespace, opts.Webhook, log); err != nil {
-		return fmt.Errorf("setting up webhooks: %w", err)
+	if err := webhook.Setup(checkRecorder{Manager: mgr, mh: mh}, cfg, opts.Namespace, opts.Webhook, log); err != nil {
+		return permanentError{fmt.Errorf("setting up webhooks: %w", err)}
 	}
 
 	// Services are not in controller-runtime's cache: a dedicated informer
@@ -270,6 +367,11 @@ func Run(ctx context.Context, restCfg *rest.Config, opts Options, log *slog.Logg
 	if opts.MemberlistSecret != "" {
 		if err := mgr.Add(&memberlistKey{client: mgr.GetClient(), namespace: opts.Namespace, name: opts.MemberlistSecret, log: log.With("component", "memberlist")}); err != nil {
 			return fmt.Errorf("adding the memberlist key: %w", err)
+		}
+	}
+	if pod, ok := podOwner(opts.PodName, opts.PodUID); ok && opts.LeaderElect {
+		if err := mgr.Add(&leaseOwner{reader: mgr.GetAPIReader(), client: mgr.GetClient(), namespace: opts.Namespace, pod: pod, log: log.With("component", "lease-owner")}); err != nil {
+			return fmt.Errorf("adding the lease owner: %w", err)
 		}
 	}
 	if err := mgr.Add(&bootstrap{client: mgr.GetClient(), cache: mgr.GetCache(), services: services, config: cs, state: st, metrics: m.client, lbClass: opts.LBClass, log: log.With("component", "bootstrap")}); err != nil {
@@ -312,9 +414,16 @@ func Run(ctx context.Context, restCfg *rest.Config, opts Options, log *slog.Logg
 		return fmt.Errorf("creating config controller: %w", err)
 	}
 
-	log.Info("starting controller", "namespace", opts.Namespace, "lbClass", opts.LBClass, "workers", opts.Workers, "leaderElect", opts.LeaderElect, "webhooks", !opts.Webhook.Disable)
-	if err := mgr.Start(ctx); err != nil {
+	err = mgr.Start(mctx)
+	stop()
+	if <-outage {
+		return fmt.Errorf("the API server did not answer for %s", opts.APIOutage)
+	}
+	if err != nil {
 		return fmt.Errorf("running manager: %w", err)
+	}
+	if ctx.Err() == nil {
+		return errors.New("the manager stopped")
 	}
 	return nil
 }

@@ -353,6 +353,10 @@ func (c *checker) controller() *appsv1.Deployment {
 		c.fail(what, "args %v do not turn leader election on (--leader-elect=true)", ct.Args)
 	}
 	c.namespaceArg(what, ct)
+	// The leader makes its Pod the Lease's owner, so that uninstalling
+	// deletes the Lease (see internal/controller/leaseowner.go).
+	c.downwardArg(what, ct, "--pod-name", "POD_NAME", "metadata.name")
+	c.downwardArg(what, ct, "--pod-uid", "POD_UID", "metadata.uid")
 	if port(ct, "metrics") != MetricsPort || port(ct, "health") != HealthPort {
 		c.fail(what, "metrics and health ports are %d and %d, want %d and %d", port(ct, "metrics"), port(ct, "health"), MetricsPort, HealthPort)
 	}
@@ -539,6 +543,21 @@ func (c *checker) namespaceArg(what string, ct *corev1.Container) {
 		}
 	}
 	c.fail(what, "env POD_NAMESPACE must come from fieldRef metadata.namespace")
+}
+
+// downwardArg checks that flag is set to $(env) and env comes from the
+// downward API's field.
+func (c *checker) downwardArg(what string, ct *corev1.Container, flag, env, field string) {
+	if !slices.Contains(ct.Args, flag+"=$("+env+")") {
+		c.fail(what, "args %v lack %s=$(%s)", ct.Args, flag, env)
+		return
+	}
+	for _, e := range ct.Env {
+		if e.Name == env && e.ValueFrom != nil && e.ValueFrom.FieldRef != nil && e.ValueFrom.FieldRef.FieldPath == field {
+			return
+		}
+	}
+	c.fail(what, "env %s must come from fieldRef %s", env, field)
 }
 
 func (c *checker) metricsServices(ctrl *appsv1.Deployment, spk *appsv1.DaemonSet) {

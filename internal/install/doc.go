@@ -4,7 +4,7 @@
 // user applies is exactly what the tests applied to a real API server.
 //
 // Rendering uses the kustomize and Helm libraries themselves (krusty and
-// helm.sh/helm/v3), not reimplementations. Check is a pure function that
+// helm.sh/helm/v4), not reimplementations. Check is a pure function that
 // holds the install policy: the controller runs non-root on a read-only
 // root filesystem with leader election, the speaker adds NET_RAW and no
 // other capability, the webhooks match internal/webhook, and so on.

@@ -2,14 +2,17 @@ package install
 
 import (
 	"fmt"
+	"log/slog"
 	"strings"
 
-	"helm.sh/helm/v3/pkg/action"
-	"helm.sh/helm/v3/pkg/chart"
-	"helm.sh/helm/v3/pkg/chart/loader"
-	"helm.sh/helm/v3/pkg/chartutil"
-	"helm.sh/helm/v3/pkg/lint"
-	"helm.sh/helm/v3/pkg/lint/support"
+	"helm.sh/helm/v4/pkg/action"
+	"helm.sh/helm/v4/pkg/chart/common"
+	chart "helm.sh/helm/v4/pkg/chart/v2"
+	"helm.sh/helm/v4/pkg/chart/v2/lint"
+	"helm.sh/helm/v4/pkg/chart/v2/lint/support"
+	"helm.sh/helm/v4/pkg/chart/v2/loader"
+	helmrelease "helm.sh/helm/v4/pkg/release"
+	release "helm.sh/helm/v4/pkg/release/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 )
 
@@ -43,10 +46,10 @@ func LoadChart(dir string) (*chart.Chart, error) {
 // RenderChart renders the chart as `helm template` does: no cluster, so
 // `lookup` finds nothing. It returns the objects and the manifest text.
 func RenderChart(ch *chart.Chart, rel Release) ([]*unstructured.Unstructured, string, error) {
-	cfg := &action.Configuration{Log: func(string, ...any) {}}
+	cfg := action.NewConfiguration(action.ConfigurationSetLogger(slog.DiscardHandler))
 	inst := action.NewInstall(cfg)
-	inst.DryRun = true
-	inst.ClientOnly = true
+	// helm template: a client-side dry run, which renders without a cluster.
+	inst.DryRunStrategy = action.DryRunClient
 	inst.Replace = true
 	inst.IncludeCRDs = true
 	inst.ReleaseName = rel.Name
@@ -55,14 +58,18 @@ func RenderChart(ch *chart.Chart, rel Release) ([]*unstructured.Unstructured, st
 	if kv == "" {
 		kv = DefaultKubeVersion
 	}
-	parsed, err := chartutil.ParseKubeVersion(kv)
+	parsed, err := common.ParseKubeVersion(kv)
 	if err != nil {
 		return nil, "", fmt.Errorf("kubernetes version %q: %w", kv, err)
 	}
 	inst.KubeVersion = parsed
-	r, err := inst.Run(ch, copyValues(rel.Values))
+	ri, err := inst.Run(ch, copyValues(rel.Values))
 	if err != nil {
 		return nil, "", fmt.Errorf("rendering chart %s (release %s/%s): %w", ch.Name(), rel.Namespace, rel.Name, err)
+	}
+	r, err := AsRelease(ri)
+	if err != nil {
+		return nil, "", fmt.Errorf("rendering chart %s: %w", ch.Name(), err)
 	}
 	objs, err := Decode([]byte(r.Manifest))
 	if err != nil {
@@ -75,7 +82,7 @@ func RenderChart(ch *chart.Chart, rel Release) ([]*unstructured.Unstructured, st
 // values and returns every finding at warning level or above as one
 // error, or nil.
 func LintChart(dir, namespace string, values map[string]any) error {
-	linter := lint.All(dir, copyValues(values), namespace, true)
+	linter := lint.RunAll(dir, copyValues(values), namespace)
 	var msgs []string
 	for _, m := range linter.Messages {
 		// --strict: warnings fail as errors do; INFO (such as "icon is
@@ -88,6 +95,21 @@ func LintChart(dir, namespace string, values map[string]any) error {
 		return fmt.Errorf("helm lint %s: %s", dir, strings.Join(msgs, "; "))
 	}
 	return nil
+}
+
+// AsRelease returns the Helm v1 release record behind what an action
+// returned: Helm v4's actions return an interface so that later release
+// formats can be added, and the charts KeeperLB ships (apiVersion v2)
+// always produce a v1 record.
+func AsRelease(r helmrelease.Releaser) (*release.Release, error) {
+	switch t := r.(type) {
+	case *release.Release:
+		return t, nil
+	case release.Release:
+		return &t, nil
+	default:
+		return nil, fmt.Errorf("unexpected Helm release type %T", r)
+	}
 }
 
 // copyValues returns a deep copy of v, since Helm coalesces values into

@@ -17,6 +17,7 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"time"
 
 	"github.com/go-logr/logr"
 	"github.com/prometheus/client_golang/prometheus"
@@ -178,6 +179,12 @@ func Run(ctx context.Context, restCfg *rest.Config, opts Options, log *slog.Logg
 		return err
 	}
 
+	if err := waitForAPIServer(ctx, cfg, opts.HealthAddr, time.Second, log); err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
+		return err
+	}
 	mgr, err := manager.New(cfg, manager.Options{
 		Scheme: scheme,
 		Logger: lr,

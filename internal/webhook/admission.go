@@ -101,11 +101,7 @@ func respond(d Decision) admission.Response {
 		first := d.Errors[0]
 		st.Details = &metav1.StatusDetails{Name: first.Name, Group: v1beta1.GroupVersion.Group, Kind: first.Kind}
 		for _, fe := range d.Errors {
-			st.Details.Causes = append(st.Details.Causes, metav1.StatusCause{
-				Type:    metav1.CauseTypeFieldValueInvalid,
-				Field:   fe.Field,
-				Message: fe.Error(),
-			})
+			st.Details.Causes = append(st.Details.Causes, cause(fe, first))
 		}
 	}
 	return admission.Response{AdmissionResponse: admissionv1.AdmissionResponse{
@@ -113,6 +109,25 @@ func respond(d Decision) admission.Response {
 		Result:   st,
 		Warnings: d.Warnings,
 	}}
+}
+
+// cause is the status cause for one field error of a refusal whose
+// details name the object of first. kubectl prints each cause as
+// "field: message" under `The Kind "name" is invalid`, so a cause about
+// that object carries its field path and the reason alone, and a cause
+// about another object (a peer left without its BFDProfile) names that
+// object in its field, rather than passing the other object's path off
+// as the refused one's.
+func cause(fe, first *config.FieldError) metav1.StatusCause {
+	c := metav1.StatusCause{Type: metav1.CauseTypeFieldValueInvalid, Field: fe.Field, Message: fe.Reason}
+	if fe.Kind != first.Kind || fe.Namespace != first.Namespace || fe.Name != first.Name {
+		obj := fe.Name
+		if fe.Namespace != "" {
+			obj = fe.Namespace + "/" + fe.Name
+		}
+		c.Field = fmt.Sprintf("%s %s %s", fe.Kind, obj, fe.Field)
+	}
+	return c
 }
 
 // decodeChange reads the request's object into a Change. skip is non-empty

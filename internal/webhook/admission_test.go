@@ -86,7 +86,9 @@ func TestRespond(t *testing.T) {
 	r = respond(Decision{Errors: errs, Message: "m"})
 	st := r.Result
 	if r.Allowed || st == nil || st.Code != 422 || st.Reason != metav1.StatusReasonInvalid || st.Message != "m" || st.Details == nil ||
-		st.Details.Name != "b" || st.Details.Kind != "IPAddressPool" || len(st.Details.Causes) != 2 || st.Details.Causes[1].Field != "spec.addresses[1]" {
+		st.Details.Name != "b" || st.Details.Kind != "IPAddressPool" || len(st.Details.Causes) != 2 ||
+		st.Details.Causes[0].Field != "spec.addresses[0]" || st.Details.Causes[0].Message != "overlaps" ||
+		st.Details.Causes[1].Field != "IPAddressPool "+ns+"/a spec.addresses[1]" {
 		t.Errorf("refusal %+v", r)
 	}
 }

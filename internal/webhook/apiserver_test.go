@@ -412,10 +412,17 @@ func TestValidationOnRealAPIServer(t *testing.T) {
 	e.mustReject(err, "an overlapping pool",
 		`admission webhook "ipaddresspoolvalidationwebhook.metallb.io" denied the request`,
 		fmt.Sprintf(`IPAddressPool %s/b: spec.addresses[0]: "198.18.0.8/29" overlaps "198.18.0.0/28" (IPAddressPool %s/a`, e.ns, e.ns))
+	// Exactly, as the API server passes it on and kubectl prints it: the
+	// object, its field path and the reason, once.
+	reason := fmt.Sprintf(`"198.18.0.8/29" overlaps "198.18.0.0/28" (IPAddressPool %s/a spec.addresses[0])`, e.ns)
+	if want := fmt.Sprintf(`admission webhook "ipaddresspoolvalidationwebhook.metallb.io" denied the request: IPAddressPool %s/b: spec.addresses[0]: %s`, e.ns, reason); err.Error() != want {
+		t.Errorf("the refusal of an overlapping pool:\n got %s\nwant %s", err, want)
+	}
 	var status apierrors.APIStatus
 	if !errors.As(err, &status) || status.Status().Reason != metav1.StatusReasonInvalid || status.Status().Details == nil ||
-		len(status.Status().Details.Causes) == 0 || status.Status().Details.Causes[0].Field != "spec.addresses[0]" {
-		t.Errorf("the refusal's status lacks the field cause: %+v", status)
+		status.Status().Details.Name != "b" || len(status.Status().Details.Causes) != 1 ||
+		status.Status().Details.Causes[0].Field != "spec.addresses[0]" || status.Status().Details.Causes[0].Message != reason {
+		t.Errorf("the refusal's status should carry one cause, spec.addresses[0]: %s; it is %+v", reason, status)
 	}
 	if err := e.c.Get(ctx, client.ObjectKey{Namespace: e.ns, Name: "b"}, &v1beta1.IPAddressPool{}); !apierrors.IsNotFound(err) {
 		t.Errorf("the refused pool exists: %v", err)
@@ -426,7 +433,11 @@ func TestValidationOnRealAPIServer(t *testing.T) {
 		t.Fatal(err)
 	}
 	a.Spec.Addresses = append(a.Spec.Addresses, "198.18.0.4/30")
-	e.mustReject(e.c.Update(ctx, a), "a pool overlapping itself", "IPAddressPool "+e.ns+"/a: spec.addresses[1]", "overlaps")
+	e.mustReject(e.c.Update(ctx, a), "a pool overlapping itself",
+		fmt.Sprintf(`denied the request: IPAddressPool %s/a: spec.addresses[0]: "198.18.0.0/28" overlaps "198.18.0.4/30" (IPAddressPool %s/a spec.addresses[1])`, e.ns, e.ns))
+	if err := e.c.Update(ctx, a); strings.Count(err.Error(), "overlaps") != 1 {
+		t.Errorf("a pool overlapping itself: the overlap should be stated once: %v", err)
+	}
 
 	// Bad peers, in both versions, are refused with the reason.
 	dur := func(d time.Duration) *metav1.Duration { return &metav1.Duration{Duration: d} }

@@ -102,7 +102,12 @@ func Review(current config.Resources, ch Change) Decision {
 			others = append(others, fe)
 		}
 	}
-	blocking := append(own, caused...)
+	// A conflict between the changed object and another is reported on
+	// both; the refusal states it once, from the changed object's side
+	// (own comes first), and a pre-existing problem that is only the other
+	// half of a refused conflict is not warned about again.
+	blocking := append(own, caused...).Once()
+	others = slices.DeleteFunc(others, func(fe *config.FieldError) bool { return len(config.Errors{fe}.Mirrors(blocking)) > 0 })
 	d := Decision{Allowed: len(blocking) == 0, Errors: blocking}
 	if n := len(others); n > 0 {
 		shown := others[:min(n, maxOtherErrors)]

@@ -19,6 +19,7 @@ import (
 	"fmt"
 	"io"
 	"log"
+	"log/slog"
 	"math/big"
 	"os"
 	"path/filepath"
@@ -29,7 +30,10 @@ import (
 	"testing"
 	"time"
 
-	"helm.sh/helm/v3/pkg/action"
+	"helm.sh/helm/v4/pkg/action"
+	"helm.sh/helm/v4/pkg/kube"
+	helmrelease "helm.sh/helm/v4/pkg/release"
+	release "helm.sh/helm/v4/pkg/release/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -339,11 +343,34 @@ func helmConfig(t *testing.T, cp *controlplane.ControlPlane, warn *warningRecord
 		c.WarningHandler = warn
 		return c
 	}
-	cfg := &action.Configuration{}
-	if err := cfg.Init(flags, namespace, "secret", func(format string, args ...any) { t.Logf("helm: "+format, args...) }); err != nil {
+	cfg := action.NewConfiguration(action.ConfigurationSetLogger(slog.NewTextHandler(testWriter{t}, nil)))
+	if err := cfg.Init(flags, namespace, "secret"); err != nil {
 		t.Fatal(err)
 	}
 	return cfg
+}
+
+// testWriter sends Helm's log lines to the test log.
+type testWriter struct{ t *testing.T }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Helper()
+	w.t.Logf("helm: %s", bytes.TrimRight(p, "\n"))
+	return len(p), nil
+}
+
+// v1Release is the release record a Helm action returned, failing the test
+// on an action error.
+func v1Release(t *testing.T, r helmrelease.Releaser, err error) *release.Release {
+	t.Helper()
+	if err != nil {
+		t.Fatalf("helm: %v", err)
+	}
+	rel, err := install.AsRelease(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rel
 }
 
 // helmUpgrade runs `helm upgrade keeperlb charts/keeperlb -n metallb-system
@@ -360,10 +387,12 @@ func helmUpgrade(t *testing.T, ctx context.Context, cfg *action.Configuration, v
 	up.Timeout = time.Minute
 	up.ResetValues = true
 	up.TakeOwnership = takeOwnership
-	rel, err := up.RunWithContext(ctx, "keeperlb", ch, values)
+	up.WaitStrategy = kube.HookOnlyStrategy // the CLI's default without --wait
+	r, err := up.RunWithContext(ctx, "keeperlb", ch, values)
 	if err != nil {
 		return nil, err
 	}
+	rel := v1Release(t, r, nil)
 	objs, err := install.Decode([]byte(rel.Manifest))
 	if err != nil {
 		t.Fatal(err)
@@ -392,15 +421,19 @@ func TestHelmInstall(t *testing.T) {
 	values := map[string]any{"serviceMonitor": map[string]any{"enabled": true}}
 
 	// helm install keeperlb charts/keeperlb -n metallb-system --create-namespace --set serviceMonitor.enabled=true
+	// (docs/install.md adds --wait; this control plane has no kubelet, so
+	// no Pod would ever be Ready: the test waits for what it checks.)
 	inst := action.NewInstall(cfg)
 	inst.ReleaseName = "keeperlb"
 	inst.Namespace = namespace
 	inst.CreateNamespace = true
 	inst.Timeout = time.Minute
-	rel, err := inst.RunWithContext(ctx, ch, values)
+	inst.WaitStrategy = kube.HookOnlyStrategy // the CLI's default without --wait
+	r, err := inst.RunWithContext(ctx, ch, values)
 	if err != nil {
 		t.Fatalf("helm install: %v", err)
 	}
+	rel := v1Release(t, r, nil)
 	if w := warn.take(); len(w) > 0 {
 		t.Errorf("the API server warned during helm install:\n%s", strings.Join(w, "\n"))
 	}
@@ -429,10 +462,12 @@ func TestHelmInstall(t *testing.T) {
 	up.Namespace = namespace
 	up.ReuseValues = true
 	up.Timeout = time.Minute
-	rel, err = up.RunWithContext(ctx, "keeperlb", ch, map[string]any{"controller": map[string]any{"extraArgs": []any{"--workers=4"}}})
+	up.WaitStrategy = kube.HookOnlyStrategy
+	r, err = up.RunWithContext(ctx, "keeperlb", ch, map[string]any{"controller": map[string]any{"extraArgs": []any{"--workers=4"}}})
 	if err != nil {
 		t.Fatalf("helm upgrade: %v", err)
 	}
+	rel = v1Release(t, r, nil)
 	if w := warn.take(); len(w) > 0 {
 		t.Errorf("the API server warned during helm upgrade:\n%s", strings.Join(w, "\n"))
 	}
@@ -483,10 +518,12 @@ func TestHelmMemberlistKeyHandover(t *testing.T) {
 	inst.Namespace = namespace
 	inst.CreateNamespace = true
 	inst.Timeout = time.Minute
-	rel, err := inst.RunWithContext(ctx, ch, nil)
+	inst.WaitStrategy = kube.HookOnlyStrategy
+	r, err := inst.RunWithContext(ctx, ch, nil)
 	if err != nil {
 		t.Fatalf("helm install: %v", err)
 	}
+	rel := v1Release(t, r, nil)
 	objs, err := install.Decode([]byte(rel.Manifest))
 	if err != nil {
 		t.Fatal(err)
