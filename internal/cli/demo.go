@@ -90,7 +90,7 @@ func newDemoCmd(g *globals) *cobra.Command {
 	}
 	cmd.Flags().StringVar(&o.controllerBin, "controller-bin", "", "keeperlb-controller binary (default: next to this binary)")
 	cmd.Flags().StringVar(&o.speakerBin, "speaker-bin", "", "keeperlb-speaker binary (default: next to this binary)")
-	cmd.Flags().BoolVar(&o.keep, "keep", false, "leave the lab running afterwards (remove it with `keeperlb lab down NAME`)")
+	cmd.Flags().BoolVar(&o.keep, "keep", false, "leave the lab running afterwards (take it down with: keeperlb lab down NAME)")
 	return cmd
 }
 
