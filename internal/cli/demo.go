@@ -81,7 +81,9 @@ func newDemoCmd(g *globals) *cobra.Command {
 			"runs it. The lab is taken down at the end unless --keep is given.",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			o.self = "keeperlb"
+			// How the user runs this command again: by the path they
+			// gave, else by name (keeperlb, or kubectl keeperlb).
+			o.self = cmd.Root().DisplayName()
 			if strings.Contains(os.Args[0], "/") {
 				o.self = os.Args[0]
 			}
