@@ -63,5 +63,5 @@ type BGPSessionStateList struct {
 }
 
 func init() {
-	SchemeBuilder.Register(&BGPSessionState{}, &BGPSessionStateList{})
+	register(&BGPSessionState{}, &BGPSessionStateList{})
 }

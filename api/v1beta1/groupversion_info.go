@@ -9,8 +9,9 @@
 package v1beta1
 
 import (
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
-	"sigs.k8s.io/controller-runtime/pkg/scheme"
 )
 
 var (
@@ -18,8 +19,24 @@ var (
 	GroupVersion = schema.GroupVersion{Group: "metallb.io", Version: "v1beta1"}
 
 	// SchemeBuilder registers this package's kinds with a runtime.Scheme.
-	SchemeBuilder = &scheme.Builder{GroupVersion: GroupVersion}
+	// It is apimachinery's, not controller-runtime's (deprecated for API
+	// packages), so that importing the API costs no controller-runtime.
+	SchemeBuilder = runtime.NewSchemeBuilder(addKnownTypes)
 
 	// AddToScheme adds this package's kinds to a runtime.Scheme.
 	AddToScheme = SchemeBuilder.AddToScheme
 )
+
+// kinds are this package's kinds; each type file's init adds its own.
+var kinds []runtime.Object
+
+// register adds kinds to those AddToScheme registers.
+func register(objs ...runtime.Object) { kinds = append(kinds, objs...) }
+
+// addKnownTypes registers the kinds, and the meta/v1 options kinds, under
+// GroupVersion.
+func addKnownTypes(s *runtime.Scheme) error {
+	s.AddKnownTypes(GroupVersion, kinds...)
+	metav1.AddToGroupVersion(s, GroupVersion)
+	return nil
+}

@@ -97,5 +97,5 @@ type IPAddressPoolList struct {
 }
 
 func init() {
-	SchemeBuilder.Register(&IPAddressPool{}, &IPAddressPoolList{})
+	register(&IPAddressPool{}, &IPAddressPoolList{})
 }

@@ -157,7 +157,7 @@ type ConfigurationStateList struct {
 }
 
 func init() {
-	SchemeBuilder.Register(
+	register(
 		&ServiceL2Status{}, &ServiceL2StatusList{},
 		&ServiceBGPStatus{}, &ServiceBGPStatusList{},
 		&ConfigurationState{}, &ConfigurationStateList{},

@@ -8,8 +8,9 @@
 package v1beta2
 
 import (
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
-	"sigs.k8s.io/controller-runtime/pkg/scheme"
 )
 
 var (
@@ -17,8 +18,24 @@ var (
 	GroupVersion = schema.GroupVersion{Group: "metallb.io", Version: "v1beta2"}
 
 	// SchemeBuilder registers this package's kinds with a runtime.Scheme.
-	SchemeBuilder = &scheme.Builder{GroupVersion: GroupVersion}
+	// It is apimachinery's, not controller-runtime's (deprecated for API
+	// packages), so that importing the API costs no controller-runtime.
+	SchemeBuilder = runtime.NewSchemeBuilder(addKnownTypes)
 
 	// AddToScheme adds this package's kinds to a runtime.Scheme.
 	AddToScheme = SchemeBuilder.AddToScheme
 )
+
+// kinds are this package's kinds; each type file's init adds its own.
+var kinds []runtime.Object
+
+// register adds kinds to those AddToScheme registers.
+func register(objs ...runtime.Object) { kinds = append(kinds, objs...) }
+
+// addKnownTypes registers the kinds, and the meta/v1 options kinds, under
+// GroupVersion.
+func addKnownTypes(s *runtime.Scheme) error {
+	s.AddKnownTypes(GroupVersion, kinds...)
+	metav1.AddToGroupVersion(s, GroupVersion)
+	return nil
+}

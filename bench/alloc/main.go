@@ -107,7 +107,7 @@ func run(ctx context.Context, o options, log *slog.Logger) error {
 	for _, n := range o.sizes {
 		r, err := runSize(ctx, o, n, log)
 		if err != nil {
-			return fmt.Errorf("N=%d: %w", n, err)
+			return fmt.Errorf("at N=%d: %w", n, err)
 		}
 		results = append(results, r)
 	}

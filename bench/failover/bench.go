@@ -210,7 +210,7 @@ func (b *bench) serviceIP(ctx context.Context, name string) (netip.Addr, error) 
 				return nil
 			}
 		}
-		return fmt.Errorf("Service %s has no address yet", name)
+		return fmt.Errorf("no address yet for Service %s", name)
 	})
 	return ip, err
 }

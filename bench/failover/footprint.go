@@ -285,7 +285,7 @@ func (b *bench) owners(ctx context.Context) (map[string]int, error) {
 			return nil, fmt.Errorf("ServiceL2Status %s of %s names no node yet", s.Name, svc)
 		}
 		if prev, dup := seen[svc]; dup {
-			return nil, fmt.Errorf("Service %s announced by %s and %s", svc, prev, s.Status.Node)
+			return nil, fmt.Errorf("two nodes announce Service %s: %s and %s", svc, prev, s.Status.Node)
 		}
 		seen[svc] = s.Status.Node
 		out[s.Status.Node]++
@@ -303,7 +303,7 @@ func (b *bench) probeSample(ctx context.Context, names []string) ([]string, erro
 			return nil, err
 		}
 		if !ip.Is6() {
-			return nil, fmt.Errorf("Service %s got %s, want an IPv6 address", name, ip)
+			return nil, fmt.Errorf("the Service %s got %s, want an IPv6 address", name, ip)
 		}
 		if err := b.lab.Expose(ctx, ip, 80); err != nil {
 			return nil, err

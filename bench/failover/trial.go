@@ -267,7 +267,7 @@ func (b *bench) createVIPs(ctx context.Context) ([]vip, error) {
 			return nil, err
 		}
 		if got != v.ip {
-			return nil, fmt.Errorf("Service %s got %s, requested %s", v.service, got, v.ip)
+			return nil, fmt.Errorf("the Service %s got %s, requested %s", v.service, got, v.ip)
 		}
 		if err := b.lab.Expose(ctx, v.ip, 80); err != nil {
 			return nil, err

@@ -23,14 +23,23 @@ func main() {
 	_ = fs.Parse(os.Args[1:])
 
 	log := slog.New(slog.NewJSONHandler(os.Stderr, nil))
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	defer stop()
-	cfg, err := kubeconfig.Load(*kc)
-	if err == nil {
-		err = controller.Run(ctx, cfg, opts, log)
-	}
-	if err != nil {
+	if err := run(*kc, opts, log); err != nil {
 		log.Error("controller failed", "err", err)
 		os.Exit(1)
 	}
+}
+
+// run sets up the process (the global logger, GC target and feature gates
+// are the main's) and runs the controller until SIGINT or SIGTERM.
+func run(kc string, opts controller.Options, log *slog.Logger) error {
+	if err := controller.SetUpProcess(opts.Process, log); err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	cfg, err := kubeconfig.Load(kc)
+	if err != nil {
+		return err
+	}
+	return controller.Run(ctx, cfg, opts, log)
 }

@@ -24,6 +24,9 @@ func main() {
 	_ = fs.Parse(os.Args[1:])
 
 	log := slog.New(slog.NewJSONHandler(os.Stderr, nil))
+	// The global logger is the main's to set; the speaker's lines name
+	// their node.
+	speaker.SetUpProcess(log.With("node", opts.NodeName))
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	cfg, err := kubeconfig.Load(*kc)

@@ -81,7 +81,9 @@ func newDemoCmd(g *globals) *cobra.Command {
 			"runs it. The lab is taken down at the end unless --keep is given.",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			o.self = "keeperlb"
+			// How the user runs this command again: by the path they
+			// gave, else by name (keeperlb, or kubectl keeperlb).
+			o.self = cmd.Root().DisplayName()
 			if strings.Contains(os.Args[0], "/") {
 				o.self = os.Args[0]
 			}
@@ -90,7 +92,7 @@ func newDemoCmd(g *globals) *cobra.Command {
 	}
 	cmd.Flags().StringVar(&o.controllerBin, "controller-bin", "", "keeperlb-controller binary (default: next to this binary)")
 	cmd.Flags().StringVar(&o.speakerBin, "speaker-bin", "", "keeperlb-speaker binary (default: next to this binary)")
-	cmd.Flags().BoolVar(&o.keep, "keep", false, "leave the lab running afterwards (remove it with `keeperlb lab down NAME`)")
+	cmd.Flags().BoolVar(&o.keep, "keep", false, "leave the lab running afterwards (take it down with: keeperlb lab down NAME)")
 	return cmd
 }
 

@@ -18,11 +18,11 @@ import (
 	"github.com/keeperlb/keeperlb/internal/lab/labtest"
 )
 
-// buildDemoBinaries builds keeperlb, keeperlb-controller and
-// keeperlb-speaker from this tree into dir, as `make build` does.
+// buildDemoBinaries builds keeperlb, kubectl-keeperlb, keeperlb-controller
+// and keeperlb-speaker from this tree into dir, as `make build` does.
 func buildDemoBinaries(t *testing.T, dir string) {
 	t.Helper()
-	cmd := exec.Command("go", "build", "-trimpath", "-o", dir+"/", "./cmd/keeperlb", "./cmd/keeperlb-controller", "./cmd/keeperlb-speaker")
+	cmd := exec.Command("go", "build", "-trimpath", "-o", dir+"/", "./cmd/keeperlb", "./cmd/kubectl-keeperlb", "./cmd/keeperlb-controller", "./cmd/keeperlb-speaker")
 	cmd.Dir = "../.."
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if out, err := cmd.CombinedOutput(); err != nil {
@@ -30,15 +30,16 @@ func buildDemoBinaries(t *testing.T, dir string) {
 	}
 }
 
-// runDemoBinary runs `keeperlb demo` from dir as `make demo` does (the
-// binaries passed by flag) with extra flags, and returns its output.
-func runDemoBinary(dir string, extra ...string) (string, error) {
+// runDemoBinary runs `demo` with the CLI binary cli (keeperlb or
+// kubectl-keeperlb) from dir as `make demo` does (the binaries passed by
+// flag) with extra flags, and returns its output.
+func runDemoBinary(dir, cli string, extra ...string) (string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
 	defer cancel()
 	args := append([]string{"demo",
 		"--controller-bin", filepath.Join(dir, "keeperlb-controller"),
 		"--speaker-bin", filepath.Join(dir, "keeperlb-speaker")}, extra...)
-	cmd := exec.CommandContext(ctx, filepath.Join(dir, "keeperlb"), args...)
+	cmd := exec.CommandContext(ctx, filepath.Join(dir, cli), args...)
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	err := cmd.Run()
@@ -214,7 +215,7 @@ func TestDemo(t *testing.T) {
 // testDemoStory checks the story (address, announcing node, failover to
 // another node) and that nothing is left behind.
 func testDemoStory(t *testing.T, bin string) {
-	out, err := runDemoBinary(bin)
+	out, err := runDemoBinary(bin, "keeperlb")
 	if name := demoLabRe.FindStringSubmatch(out); name != nil {
 		t.Cleanup(func() { _ = lab.Remove(name[1], 30*time.Second, true, nil) })
 	}
@@ -233,12 +234,14 @@ func testDemoStory(t *testing.T, bin string) {
 	}
 }
 
-// testDemoKeep runs `keeperlb demo --keep` and checks that the lab outlives
-// the command with KeeperLB still working in it: after the demo exits, a
-// fresh ARP resolution from the client must still be answered by a speaker.
-// Then `lab down` must remove everything, the detached processes included.
+// testDemoKeep runs `kubectl keeperlb demo --keep` (the plugin binary, which
+// must run the lab's roles too: the kept lab's owner is that binary) and
+// checks that the lab outlives the command with KeeperLB still working in
+// it: after the demo exits, a fresh ARP resolution from the client must
+// still be answered by a speaker. Then `kubectl keeperlb lab down` must
+// remove everything, the detached processes included.
 func testDemoKeep(t *testing.T, bin string) {
-	out, err := runDemoBinary(bin, "--keep")
+	out, err := runDemoBinary(bin, "kubectl-keeperlb", "--keep")
 	m := demoLabRe.FindStringSubmatch(out)
 	if m != nil {
 		t.Cleanup(func() {
@@ -250,7 +253,7 @@ func testDemoKeep(t *testing.T, bin string) {
 		})
 	}
 	if err != nil {
-		t.Fatalf("keeperlb demo --keep: %v\n%s", err, out)
+		t.Fatalf("kubectl keeperlb demo --keep: %v\n%s", err, out)
 	}
 	name, vip, _, _ := demoStory(t, out)
 	demoBGPStory(t, out, vip)
@@ -300,8 +303,8 @@ func testDemoKeep(t *testing.T, bin string) {
 		time.Sleep(100 * time.Millisecond)
 	}
 	t.Logf("after the demo exited, the far client reaches %s through the router, served by %s", vip, node)
-	if err := lab.Remove(name, 30*time.Second, false, nil); err != nil {
-		t.Fatalf("keeperlb lab down %s: %v", name, err)
+	if out, err := exec.Command(filepath.Join(bin, "kubectl-keeperlb"), "lab", "down", name).CombinedOutput(); err != nil {
+		t.Fatalf("kubectl keeperlb lab down %s: %v\n%s", name, err, out)
 	}
 	if labExists(t, name) {
 		t.Errorf("lab %s is still recorded after lab down", name)

@@ -35,6 +35,13 @@ var (
 )
 
 func TestMain(m *testing.M) {
+	// The controllers these tests run get the shipped binary's process
+	// settings (client-go's WatchListClient off, the GC target), which its
+	// main applies and Run does not.
+	if err := controller.DefaultProcessOptions().Apply(); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
 	code := m.Run()
 	if cp != nil {
 		cp.Stop()

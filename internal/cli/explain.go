@@ -195,7 +195,7 @@ func loadExplain(ctx context.Context, c client.Client, installNS, ns, name strin
 	if err := c.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, svc); err != nil {
 		switch {
 		case apierrors.IsNotFound(err):
-			return nil, fmt.Errorf("Service %s/%s not found: check the name and -n (LoadBalancer Services: keeperlb status)", ns, name)
+			return nil, fmt.Errorf("service %s/%s not found: check the name and -n (LoadBalancer Services: keeperlb status)", ns, name)
 		case apierrors.IsForbidden(err):
 			return nil, fmt.Errorf("reading Service %s/%s: %w: you may not get Services in namespace %s, and explain needs at least that; use an account with a Role there that allows get on services, or another --kubeconfig", ns, name, err, ns)
 		}

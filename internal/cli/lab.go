@@ -41,7 +41,7 @@ func newLabUpCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			printLab(g.out, s)
+			printLab(g.out, s, cmd.Root().DisplayName())
 			return nil
 		},
 	}
@@ -53,8 +53,9 @@ func newLabUpCmd(g *globals) *cobra.Command {
 	return cmd
 }
 
-// printLab shows what a user needs to work with a lab.
-func printLab(w io.Writer, s *lab.State) {
+// printLab shows what a user needs to work with a lab; self is this
+// command as the user typed it (keeperlb, or kubectl keeperlb).
+func printLab(w io.Writer, s *lab.State, self string) {
 	fmt.Fprintf(w, "lab %s is up (owner pid %d)\n\n", s.Name, s.OwnerPID)
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "HOST\tNETNS\tIPV4\tIPV6\tMAC")
@@ -79,9 +80,9 @@ func printLab(w io.Writer, s *lab.State) {
 	fmt.Fprintf(w, "logs:          %s\n", s.Dir)
 	fmt.Fprintf(w, "\nrun a command: ip netns exec %s ping %s\n", s.Client.Netns, s.Nodes[0].IPv4)
 	if s.Kubeconfig != "" {
-		fmt.Fprintf(w, "use it:        keeperlb --kubeconfig %s status\n", s.Kubeconfig)
+		fmt.Fprintf(w, "use it:        %s --kubeconfig %s status\n", self, s.Kubeconfig)
 	}
-	fmt.Fprintf(w, "take it down:  keeperlb lab down %s\n", s.Name)
+	fmt.Fprintf(w, "take it down:  %s lab down %s\n", self, s.Name)
 }
 
 func newLabDownCmd(g *globals) *cobra.Command {

@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"context"
 	"fmt"
 	"io"
 	"sort"
@@ -10,9 +9,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 
-	"github.com/keeperlb/keeperlb/api/v1beta1"
 	"github.com/keeperlb/keeperlb/internal/controller"
 	"github.com/keeperlb/keeperlb/internal/request"
 )
@@ -25,14 +22,6 @@ type serviceRow struct {
 	Pool            string
 	State           string // Allocated, Pending or Unknown
 	Reason, Message string
-}
-
-func serviceRows(ctx context.Context, c client.Client) ([]serviceRow, error) {
-	var l corev1.ServiceList
-	if err := c.List(ctx, &l); err != nil {
-		return nil, fmt.Errorf("listing services: %w", err)
-	}
-	return serviceRowsOf(l.Items), nil
 }
 
 // serviceRowsOf turns the LoadBalancer Services among svcs into rows,
@@ -81,22 +70,6 @@ func printServices(w io.Writer, rows []serviceRow) error {
 			why = strings.TrimPrefix(strings.TrimSpace(r.Reason+": "+r.Message), ": ")
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", r.Namespace, r.Name, ips, dash(r.Pool), r.State, dash(why))
-	}
-	return tw.Flush()
-}
-
-func printPools(ctx context.Context, w io.Writer, c client.Client, ns string) error {
-	var l v1beta1.IPAddressPoolList
-	if err := c.List(ctx, &l, client.InNamespace(ns)); err != nil {
-		return fmt.Errorf("listing pools: %w", err)
-	}
-	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "NAME\tADDRESSES\tAUTO-ASSIGN\tIPV4 USED/FREE\tIPV6 USED/FREE")
-	for _, p := range l.Items {
-		auto := p.Spec.AutoAssign == nil || *p.Spec.AutoAssign
-		st := p.Status
-		fmt.Fprintf(tw, "%s\t%s\t%v\t%d/%d\t%d/%s\n", p.Name, strings.Join(p.Spec.Addresses, ","), auto,
-			st.AssignedIPv4, st.AvailableIPv4, st.AssignedIPv6, count(st.AvailableIPv6))
 	}
 	return tw.Flush()
 }

@@ -15,15 +15,12 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"os"
-	"runtime/debug"
 	"time"
 
 	"github.com/go-logr/logr"
 	"github.com/prometheus/client_golang/prometheus"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/runtime"
-	clientfeatures "k8s.io/client-go/features"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/util/connrotation"
 	"k8s.io/client-go/util/workqueue"
@@ -35,7 +32,6 @@ import (
 	ctrlcontroller "sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
-	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
@@ -78,17 +74,10 @@ type Options struct {
 	// and Fairness), which is the default.
 	QPS   float32
 	Burst int
-	// WatchList makes informers stream their initial state (client-go's
-	// WatchListClient) instead of listing it. Off by default: against
-	// kube-apiserver 1.37 it added about a second to every cache sync, which
-	// is a second more before a restarted controller serves.
-	WatchList bool
-	// GCPercent is the Go garbage collector's target (GOGC), used when the
-	// GOGC environment variable is not set. The controller's live heap is
-	// small and steady, so collecting at 40% growth instead of Go's 100%
-	// trades a few percent of CPU for a third less memory (see
-	// bench/RESULTS.md).
-	GCPercent int
+	// Process holds the settings of the whole process (the GC target,
+	// client-go's feature gates): the main applies them with SetUpProcess,
+	// and Run leaves them alone.
+	Process ProcessOptions
 	// PoolStatusInterval is the least time between two writes of the pool
 	// status.
 	PoolStatusInterval time.Duration
@@ -140,7 +129,7 @@ func DefaultOptions() Options {
 		PoolStatusInterval: time.Second,
 		APIProbeInterval:   time.Second,
 		APIOutage:          5 * time.Second,
-		GCPercent:          40,
+		Process:            DefaultProcessOptions(),
 		Webhook:            webhook.DefaultOptions(),
 		MemberlistSecret:   "keeperlb-memberlist",
 	}
@@ -167,8 +156,7 @@ func (o *Options) BindFlags(fs *flag.FlagSet) {
 		return err
 	})
 	fs.IntVar(&o.Burst, "kube-api-burst", o.Burst, "client-side API request burst (with --kube-api-qps > 0)")
-	fs.IntVar(&o.GCPercent, "gc-percent", o.GCPercent, "Go GC target percentage, used when $GOGC is unset")
-	fs.BoolVar(&o.WatchList, "watch-list", o.WatchList, "stream informers' initial state instead of listing it (client-go WatchListClient)")
+	o.Process.BindFlags(fs)
 	fs.DurationVar(&o.PoolStatusInterval, "pool-status-interval", o.PoolStatusInterval, "least time between two IPAddressPool status writes")
 	fs.DurationVar(&o.APIProbeInterval, "api-probe-interval", o.APIProbeInterval, "how often the API server is probed; two failed probes in a row make /readyz fail")
 	fs.DurationVar(&o.APIOutage, "api-outage-restart-after", o.APIOutage, "how long the API server may go unanswered before the running manager is stopped and, once it answers, replaced (the process never exits for an outage)")
@@ -200,21 +188,14 @@ func NewScheme() (*runtime.Scheme, error) { return kubeobj.NewScheme() }
 
 // Run runs the controller until ctx ends. It outlives API server outages:
 // see supervise.go. It returns an error only for a configuration that
-// cannot work, never because the API server cannot be reached.
+// cannot work, never because the API server cannot be reached. It changes
+// no process-wide state: that is SetUpProcess's, in the main.
 func Run(ctx context.Context, restCfg *rest.Config, opts Options, log *slog.Logger) error {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
 	if opts.Workers < 1 {
 		opts.Workers = 1
-	}
-	lr := logr.FromSlogHandler(log.Handler())
-	ctrllog.SetLogger(lr)
-	if err := setWatchList(opts.WatchList); err != nil {
-		return err
-	}
-	if _, set := os.LookupEnv("GOGC"); !set && opts.GCPercent > 0 {
-		debug.SetGCPercent(opts.GCPercent)
 	}
 
 	cfg := rest.CopyConfig(restCfg)
@@ -434,18 +415,4 @@ func runManager(ctx context.Context, baseCfg *rest.Config, opts Options, scheme 
 // gauge and the pool metrics say what an operator needs instead.
 func unmeteredQueue(_ string, rl workqueue.TypedRateLimiter[reconcile.Request]) ctrlQueue {
 	return workqueue.NewTypedRateLimitingQueueWithConfig(rl, workqueue.TypedRateLimitingQueueConfig[reconcile.Request]{})
-}
-
-// setWatchList sets client-go's WatchListClient gate for this process.
-func setWatchList(on bool) error {
-	g, ok := clientfeatures.FeatureGates().(interface {
-		Set(clientfeatures.Feature, bool) error
-	})
-	if !ok {
-		return fmt.Errorf("client-go feature gates cannot be set")
-	}
-	if err := g.Set(clientfeatures.WatchListClient, on); err != nil {
-		return fmt.Errorf("setting WatchListClient: %w", err)
-	}
-	return nil
 }

@@ -119,21 +119,21 @@ func (p *apiProbe) record(err error, now time.Time, log *slog.Logger) {
 }
 
 // state returns whether the API server answers, for how long it has not
-// (zero when it does), the last error and a channel closed at the next
-// change.
-func (p *apiProbe) state(now time.Time) (ok bool, down time.Duration, err error, changed <-chan struct{}) {
+// (zero when it does), a channel closed at the next change and the last
+// probe's error.
+func (p *apiProbe) state(now time.Time) (ok bool, down time.Duration, changed <-chan struct{}, lastErr error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if !p.ok && p.fails > 0 {
 		down = now.Sub(p.failSince)
 	}
-	return p.ok, down, p.lastErr, p.changed
+	return p.ok, down, p.changed, p.lastErr
 }
 
 // waitReachable returns once the API server answers, or with ctx's error.
 func (p *apiProbe) waitReachable(ctx context.Context) error {
 	for {
-		ok, _, _, changed := p.state(time.Now())
+		ok, _, changed, _ := p.state(time.Now())
 		if ok {
 			return nil
 		}
@@ -147,7 +147,7 @@ func (p *apiProbe) waitReachable(ctx context.Context) error {
 
 // check is the readiness check for the API server.
 func (p *apiProbe) check(*http.Request) error {
-	ok, _, err, _ := p.state(time.Now())
+	ok, _, _, err := p.state(time.Now())
 	switch {
 	case ok:
 		return nil
@@ -264,7 +264,7 @@ func (servingSignal) NeedLeaderElection() bool { return false }
 // outage, and returns when ctx ends. It reports whether it did.
 func stopOnOutage(ctx context.Context, p *apiProbe, outage time.Duration, stop context.CancelFunc, log *slog.Logger) bool {
 	for {
-		ok, down, err, changed := p.state(time.Now())
+		ok, down, changed, err := p.state(time.Now())
 		var t *time.Timer
 		var wait <-chan time.Time
 		if !ok {

@@ -64,8 +64,8 @@
 // PR_SET_PDEATHSIG kills them exactly when the lab's owner dies. The node
 // backends and the owner of a detached lab (UpDetached, used by `keeperlb lab
 // up`) are the current executable re-executed in a role: main and TestMain
-// must call RunRoleIfRequested first (labtest.Main does). Up checks this and
-// fails with a clear message otherwise.
+// must call RunRoleIfRequested first (cli.Main and labtest.Main do). Up
+// checks this (CheckRoles) and fails with a clear message otherwise.
 //
 // # Lifetime
 //

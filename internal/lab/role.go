@@ -36,8 +36,9 @@ const (
 // RunRoleIfRequested turns this process into a lab role process (a node's
 // HTTP backend, or the owner of a detached lab) when the lab started it for
 // that, and then exits; otherwise it returns at once. Every binary that uses
-// the lab must call it first thing: cmd/keeperlb's main, and TestMain of
-// every test package that calls Up (labtest.Main does it).
+// the lab must call it first thing: cli.Main (the main of keeperlb and of
+// kubectl-keeperlb), and TestMain of every test package that calls Up
+// (labtest.Main does it).
 func RunRoleIfRequested() {
 	role := os.Getenv(envRole)
 	if role == "" {
@@ -71,15 +72,26 @@ func roleExecutable(ctx context.Context) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("lab: finding the current executable: %w", err)
 	}
-	ctx, cancel := context.WithTimeout(ctx, 20*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, self, "-test.run=^$")
-	cmd.Env = append(os.Environ(), envRole+"="+roleProbe)
-	out, err := cmd.Output()
-	if err != nil || strings.TrimSpace(string(out)) != probeReply {
-		return "", fmt.Errorf("lab: %s does not run lab roles (%v): its main, or TestMain, must call lab.RunRoleIfRequested() first (labtest.Main does)", self, err)
+	if err := CheckRoles(ctx, self); err != nil {
+		return "", err
 	}
 	return self, nil
+}
+
+// CheckRoles runs executable exe as the lab's role probe and fails unless it
+// answers as a binary whose main calls RunRoleIfRequested does. The lab asks
+// this of its own executable before it re-executes it as a node's backend or
+// a detached lab's owner; tests ask it of the shipped binaries.
+func CheckRoles(ctx context.Context, exe string) error {
+	ctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, exe, "-test.run=^$")
+	cmd.Env = append(os.Environ(), envRole+"="+roleProbe)
+	out, err := cmd.Output()
+	if got := strings.TrimSpace(string(out)); err != nil || got != probeReply {
+		return fmt.Errorf("lab: %s does not run lab roles (%v; it answered the probe with %d bytes: %.80q): its main, or TestMain, must call lab.RunRoleIfRequested() first (labtest.Main does)", exe, err, len(got), got)
+	}
+	return nil
 }
 
 // runBackend serves the node's name over HTTP until SIGTERM.

@@ -35,7 +35,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
-	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
@@ -138,7 +137,8 @@ func NewScheme() (*runtime.Scheme, error) { return kubeobj.NewScheme() }
 // +kubebuilder:rbac:groups=authentication.k8s.io,resources=tokenreviews,verbs=create
 // +kubebuilder:rbac:groups=authorization.k8s.io,resources=subjectaccessreviews,verbs=create
 
-// Run runs the speaker until ctx ends.
+// Run runs the speaker until ctx ends. It changes no process-wide state:
+// that is SetUpProcess's, in the main.
 func Run(ctx context.Context, restCfg *rest.Config, opts Options, log *slog.Logger) error {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -162,7 +162,6 @@ func Run(ctx context.Context, restCfg *rest.Config, opts Options, log *slog.Logg
 	}
 	log = log.With("node", opts.NodeName)
 	lr := logr.FromSlogHandler(log.Handler())
-	ctrllog.SetLogger(lr)
 
 	cfg := rest.CopyConfig(restCfg)
 	cfg.UserAgent = "keeperlb-speaker"

@@ -9,7 +9,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -449,8 +448,6 @@ func (e *env) neighborNode(ip netip.Addr) string {
 	}
 	return e.nodeOfMAC(mac.String())
 }
-
-func (e *env) macOf(node string) net.HardwareAddr { return e.lab.Node(node).MAC }
 
 // eventually retries fn until it succeeds or timeout passes.
 func eventually(t testing.TB, timeout time.Duration, fn func() error) {
