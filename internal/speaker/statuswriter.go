@@ -50,7 +50,7 @@ const (
 // each write lists what exists and changes only what differs, so catching
 // up after a burst costs one write, not one per pass.
 type statusWriter struct {
-	c        client.Client
+	api      statusAPI
 	ns, node string
 	log      *slog.Logger
 
@@ -73,8 +73,11 @@ type statusWriter struct {
 	busy    bool
 }
 
+// newStatusWriter returns a writer that writes and lists through c, and
+// reads from it too to settle a write the list was behind for (Run sets a
+// reader of the API server itself).
 func newStatusWriter(c client.Client, ns, node string, log *slog.Logger) *statusWriter {
-	w := &statusWriter{c: c, ns: ns, node: node, log: log, now: time.Now, kick: make(chan struct{}, 1)}
+	w := &statusWriter{api: statusAPI{c: c, live: c, workers: statusWorkers}, ns: ns, node: node, log: log, now: time.Now, kick: make(chan struct{}, 1)}
 	w.idle = sync.NewCond(&w.mu)
 	return w
 }
@@ -157,11 +160,11 @@ func (w *statusWriter) Run(ctx context.Context) error {
 
 // write makes the status objects match s.
 func (w *statusWriter) write(ctx context.Context, s statusSnapshot) error {
-	errs := []error{syncL2Statuses(ctx, w.c, w.ns, w.node, s.l2, s.live)}
+	errs := []error{syncL2Statuses(ctx, w.api, w.ns, w.node, s.l2, s.live)}
 	if s.bgp != nil {
 		errs = append(errs,
-			syncBGPStatuses(ctx, w.c, w.ns, w.node, s.bgp.adverts),
-			syncSessionStates(ctx, w.c, w.ns, w.node, s.bgp.sessions))
+			syncBGPStatuses(ctx, w.api, w.ns, w.node, s.bgp.adverts),
+			syncSessionStates(ctx, w.api, w.ns, w.node, s.bgp.sessions))
 	}
 	return errors.Join(errs...)
 }
