@@ -9,9 +9,11 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/resourceversion"
 	"k8s.io/apimachinery/pkg/util/validation"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -70,6 +72,76 @@ type statusAPI struct {
 	workers int
 	// count, when set, gets the verb and result of every request.
 	count func(verb, result string)
+	// written, when set, records the successful writes, so that the next
+	// write can wait for the cache to show them (see ownWrites).
+	written *ownWrites
+}
+
+// ownWrites records the objects one status write created, updated or
+// deleted, with the resourceVersion the API server gave them. The writer's
+// lists come from the informer cache, which shows its own writes a few
+// milliseconds later; a write that starts before the cache shows the
+// previous one's sees stale objects and spends a conflict and a read on
+// each. Waiting for the cache first costs milliseconds and no request.
+type ownWrites struct {
+	mu      sync.Mutex
+	entries []ownWrite
+}
+
+type ownWrite struct {
+	obj     client.Object // an object of the kind, to Get into
+	key     client.ObjectKey
+	rv      string
+	deleted bool
+}
+
+func (l *ownWrites) add(obj client.Object, deleted bool) {
+	if l == nil {
+		return
+	}
+	e := ownWrite{obj: obj.DeepCopyObject().(client.Object), key: client.ObjectKeyFromObject(obj), rv: obj.GetResourceVersion(), deleted: deleted}
+	l.mu.Lock()
+	l.entries = append(l.entries, e)
+	l.mu.Unlock()
+}
+
+// awaitCache waits, at most timeout, until c (the cache) shows every write
+// logged since the last call: a written object at its resourceVersion or
+// later, a deleted one gone.
+func (l *ownWrites) awaitCache(ctx context.Context, c client.Reader, timeout time.Duration) {
+	if l == nil {
+		return
+	}
+	l.mu.Lock()
+	pending := l.entries
+	l.entries = nil
+	l.mu.Unlock()
+	deadline := time.Now().Add(timeout)
+	for len(pending) > 0 && time.Now().Before(deadline) && ctx.Err() == nil {
+		rest := pending[:0]
+		for _, e := range pending {
+			if !e.shownBy(ctx, c) {
+				rest = append(rest, e)
+			}
+		}
+		pending = rest
+		if len(pending) > 0 {
+			select {
+			case <-ctx.Done():
+			case <-time.After(5 * time.Millisecond):
+			}
+		}
+	}
+}
+
+func (e ownWrite) shownBy(ctx context.Context, c client.Reader) bool {
+	obj := e.obj.DeepCopyObject().(client.Object)
+	err := c.Get(ctx, e.key, obj)
+	if e.deleted || err != nil {
+		return e.deleted && apierrors.IsNotFound(err)
+	}
+	cmp, err := resourceversion.CompareResourceVersion(obj.GetResourceVersion(), e.rv)
+	return err != nil || cmp >= 0
 }
 
 // Verbs and results of keeperlb_speaker_status_requests_total.
@@ -106,6 +178,7 @@ func (a statusAPI) delete(ctx context.Context, obj client.Object) error {
 	if err := a.note(verbDelete, a.c.Delete(ctx, obj)); err != nil && !apierrors.IsNotFound(err) {
 		return fmt.Errorf("deleting %s: %w", obj.GetName(), err)
 	}
+	a.written.add(obj, true)
 	return nil
 }
 
@@ -215,6 +288,9 @@ func updateStatus[T client.Object](ctx context.Context, a statusAPI, obj, want T
 		// Deleted meanwhile: its delete starts a pass that recreates
 		// it if it is still wanted.
 		return fmt.Errorf("updating the status of %s: %w", obj.GetName(), err)
+	}
+	if err == nil {
+		a.written.add(obj, false)
 	}
 	return nil
 }

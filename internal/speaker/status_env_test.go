@@ -3,6 +3,7 @@ package speaker
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"maps"
 	"sync"
 	"testing"
@@ -11,6 +12,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/rest"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/keeperlb/keeperlb/api/v1beta1"
@@ -156,5 +158,66 @@ func TestStatusWritesOnARealAPIServer(t *testing.T) {
 		if st.Status.Node != "n1" || len(st.Status.Interfaces) != 1 || st.Status.Interfaces[0].Name != "eth2" {
 			t.Errorf("%s: %+v", st.Name, st.Status)
 		}
+	}
+}
+
+// TestStatusWriterWaitsForItsCache runs the status writer as the speaker
+// does, listing from an informer cache, while Services arrive one by one
+// and every pass sends a snapshot: each write waits until the cache shows
+// the previous one's objects, so each Service costs exactly its create and
+// its status update, with no conflict or read spent on a stale copy.
+func TestStatusWriterWaitsForItsCache(t *testing.T) {
+	cfg := rest.CopyConfig(controlPlane(t))
+	cfg.QPS = -1
+	scheme, err := NewScheme()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := t.Context()
+	ca, err := cache.New(cfg, cache.Options{Scheme: scheme})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = ca.Start(ctx) }()
+	c, err := client.New(cfg, client.Options{Scheme: scheme, Cache: &client.CacheOptions{Reader: ca}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	live, err := client.New(cfg, client.Options{Scheme: scheme})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ns := fmt.Sprintf("status-cache-%d", time.Now().UnixNano())
+	if err := c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil {
+		t.Fatal(err)
+	}
+	rc := &requestCounter{n: map[[2]string]int{}}
+	w := newStatusWriter(c, ns, "n1", slog.New(slog.DiscardHandler))
+	w.api.live, w.api.count = live, rc.count
+	wctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { _ = w.Run(wctx); close(done) }()
+	defer func() { cancel(); <-done }()
+	const n = 200
+	want := map[string]l2Status{}
+	for i := range n {
+		key := fmt.Sprintf("app/s%03d", i)
+		want = maps.Clone(want)
+		want[key] = l2Status{service: key, interfaces: []string{"eth0"}}
+		w.Update(statusSnapshot{l2: want, live: []string{"n1"}})
+		time.Sleep(time.Duration(i%5) * time.Millisecond)
+	}
+	ictx, icancel := context.WithTimeout(ctx, 30*time.Second)
+	defer icancel()
+	w.waitIdle(ictx)
+	if got, exp := rc.take(), map[[2]string]int{{verbCreate, resultSuccess}: n, {verbUpdate, resultSuccess}: n}; !maps.Equal(got, exp) {
+		t.Errorf("requests %v, want %v", got, exp)
+	}
+	var list v1beta1.ServiceL2StatusList
+	if err := live.List(ctx, &list, client.InNamespace(ns)); err != nil {
+		t.Fatal(err)
+	}
+	if len(list.Items) != n {
+		t.Errorf("%d ServiceL2Status objects, want %d", len(list.Items), n)
 	}
 }

@@ -77,7 +77,7 @@ type statusWriter struct {
 // reads from it too to settle a write the list was behind for (Run sets a
 // reader of the API server itself).
 func newStatusWriter(c client.Client, ns, node string, log *slog.Logger) *statusWriter {
-	w := &statusWriter{api: statusAPI{c: c, live: c, workers: statusWorkers}, ns: ns, node: node, log: log, now: time.Now, kick: make(chan struct{}, 1)}
+	w := &statusWriter{api: statusAPI{c: c, live: c, workers: statusWorkers, written: &ownWrites{}}, ns: ns, node: node, log: log, now: time.Now, kick: make(chan struct{}, 1)}
 	w.idle = sync.NewCond(&w.mu)
 	return w
 }
@@ -158,8 +158,13 @@ func (w *statusWriter) Run(ctx context.Context) error {
 	}
 }
 
+// cacheWait bounds how long a write waits for the cache to show the
+// previous write's objects (see ownWrites); it usually takes milliseconds.
+const cacheWait = time.Second
+
 // write makes the status objects match s.
 func (w *statusWriter) write(ctx context.Context, s statusSnapshot) error {
+	w.api.written.awaitCache(ctx, w.api.c, cacheWait)
 	errs := []error{syncL2Statuses(ctx, w.api, w.ns, w.node, s.l2, s.live)}
 	if s.bgp != nil {
 		errs = append(errs,
