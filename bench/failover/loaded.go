@@ -16,6 +16,10 @@ import (
 	"github.com/keeperlb/keeperlb/internal/speaker"
 )
 
+// refillWait is how long a speaker's client-side token bucket takes to
+// fill up from empty, and a little more.
+const refillWait = time.Duration(float64(speaker.DefaultBurst)/speaker.DefaultQPS*float64(time.Second)) + 2*time.Second
+
 // loadedTrial is one SIGKILL of a speaker while it announces its share of
 // the footprint's Services.
 type loadedTrial struct {
@@ -112,6 +116,13 @@ func (b *bench) loadedFailover(ctx context.Context, owned map[string]int) ([]tri
 		// the request counts below are this failover's only.
 		if err := poll(ctx, 5*time.Minute, 200*time.Millisecond, func() error { return b.statusesSettled(ctx, nil, owned) }); err != nil {
 			return trials, out, fmt.Errorf("before killing %s: %w", n, err)
+		}
+		// The trials above left the speakers' client-side token buckets
+		// (speaker.DefaultBurst requests, refilled at DefaultQPS a
+		// second) drained: the kill comes once they are full again, as
+		// in a cluster that has been steady for a few seconds.
+		if err := sleep(ctx, refillWait); err != nil {
+			return trials, out, err
 		}
 		before := b.requestsNow(ctx)
 		wctx, cancel := context.WithTimeout(ctx, trialTimeout)

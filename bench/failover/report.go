@@ -169,7 +169,11 @@ func printStatusTable(w io.Writer, fp *footprintResult) {
 		"(the client's entry on another node); in requests, 2 per new Service (create, then the status subresource) and 3 per "+
 		"Service that changes hands (the new owner's create and status, and a delete of the other node's object). Requests are "+
 		"the API server's apiserver_request_total over the span: ServiceL2Status writes and reads by name (the benchmark only "+
-		"lists), and Event writes by every component (while creating, the controller's IPAllocated Events are among them).\n\n", fp.services)
+		"lists), and Event writes by every component (while creating, the controller's IPAllocated Events are among them). The "+
+		"floors count the footprint's Services only; the failover part's IPv4 VIP that the killed node announces moves too. The kill "+
+		"comes %s after the statuses of the previous trials settled, so that the speakers' client-side token buckets (%d requests, "+
+		"refilled at %d a second, Events included) are full: a second failover within that time runs at %d requests a second per "+
+		"speaker beyond what is left.\n\n", fp.services, refillWait, speaker.DefaultBurst, speaker.DefaultQPS, speaker.DefaultQPS)
 	fmt.Fprintln(w, "| measurement | this run | target | floor | 2026-11-27 run |")
 	fmt.Fprintln(w, "|---|---:|---|---:|---:|")
 	toStatus := fp.announced - fp.allocated
