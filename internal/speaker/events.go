@@ -156,6 +156,9 @@ type bgpChangeInput struct {
 	// says there was no previous pass in this process.
 	advertised, was map[string]bool
 	first           bool
+	// isolated says this node hears no peer: it is more likely cut off
+	// itself than every other node dead, so it reports no dead ones.
+	isolated bool
 	// recorded are, per Service, the nodes its ServiceBGPStatus objects
 	// name (this node's included, as last written).
 	recorded       map[string][]string
@@ -174,7 +177,8 @@ type bgpChangeInput struct {
 //   - A node that dies cannot: the live advertiser of the Service with the
 //     smallest name reports it, in the pass that sees the node go from live
 //     to not live (so once per death, and never from a process that did not
-//     see it alive: a restart does not repeat it).
+//     see it alive: a restart does not repeat it). A node that hears no
+//     peer reports none: it is probably the one cut off.
 func bgpChanges(in bgpChangeInput) []bgpChange {
 	alive := func(nodes []string, self bool) int {
 		n := 0
@@ -206,7 +210,7 @@ func bgpChanges(in bgpChangeInput) []bgpChange {
 				advertisers: alive(in.recorded[svc], false)})
 		}
 	}
-	if !in.first {
+	if !in.first && !in.isolated {
 		for svc := range in.advertised {
 			rec := in.recorded[svc]
 			reporter := in.self

@@ -93,7 +93,7 @@ func TestBGPChanges(t *testing.T) {
 	cases := []struct {
 		name            string
 		advertised, was map[string]bool
-		first           bool
+		first, isolated bool
 		recorded        map[string][]string
 		prevLive, live  []string
 		want            []bgpChange
@@ -120,6 +120,9 @@ func TestBGPChanges(t *testing.T) {
 		{name: "an advertiser died: a smaller live advertiser reports it, not us",
 			advertised: set("a/s"), was: set("a/s"), recorded: map[string][]string{"a/s": {"n0", "n1", "n4"}},
 			prevLive: []string{"n0", "n1", "n4"}, live: []string{"n0", "n1"}},
+		{name: "an isolated node (it hears no peer) reports no dead advertisers",
+			advertised: set("a/s"), was: set("a/s"), isolated: true, recorded: map[string][]string{"a/s": {"n1", "n2"}},
+			prevLive: all, live: []string{"n1"}},
 		{name: "a node dead before this process started is not reported",
 			advertised: set("a/s"), first: true, recorded: map[string][]string{"a/s": {"n1", "n4"}}, live: []string{"n1"}},
 		{name: "a node already dead in the previous pass is not reported again",
@@ -127,7 +130,7 @@ func TestBGPChanges(t *testing.T) {
 			prevLive: []string{"n1"}, live: []string{"n1"}},
 	}
 	for _, c := range cases {
-		got := bgpChanges(bgpChangeInput{self: "n1", advertised: c.advertised, was: c.was, first: c.first,
+		got := bgpChanges(bgpChangeInput{self: "n1", advertised: c.advertised, was: c.was, first: c.first, isolated: c.isolated,
 			recorded: c.recorded, prevLive: c.prevLive, live: c.live, departure: departure})
 		if !slices.Equal(got, c.want) {
 			t.Errorf("%s: %+v, want %+v", c.name, got, c.want)

@@ -88,7 +88,7 @@ func (r *reconciler) recordedL2(ctx context.Context) map[string][]string {
 // bgpChanges returns the changes of BGP advertisers this pass reports (see
 // the pure bgpChanges); was is what the previous pass advertised. It reads
 // the ServiceBGPStatus objects only when something may have changed.
-func (r *reconciler) bgpChanges(ctx context.Context, was map[string][]netip.Addr, prevLive, live []string) []bgpChange {
+func (r *reconciler) bgpChanges(ctx context.Context, was map[string][]netip.Addr, prevLive, live []string, isolated bool) []bgpChange {
 	if r.events == nil {
 		return nil
 	}
@@ -103,7 +103,7 @@ func (r *reconciler) bgpChanges(ctx context.Context, was map[string][]netip.Addr
 	if !first && !departed && same {
 		return nil
 	}
-	in := bgpChangeInput{self: r.node, first: first, prevLive: prevLive, live: live, departure: r.live.Departure,
+	in := bgpChangeInput{self: r.node, first: first, isolated: isolated, prevLive: prevLive, live: live, departure: r.live.Departure,
 		advertised: map[string]bool{}, was: map[string]bool{}, recorded: map[string][]string{}}
 	for k := range r.bgpAnnounced {
 		in.advertised[k] = true

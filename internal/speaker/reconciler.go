@@ -174,7 +174,7 @@ func (r *reconciler) Reconcile(ctx context.Context, _ reconcile.Request) (reconc
 		if snap.bgp != nil {
 			was := r.bgpAnnounced
 			r.bgpAnnounced = advertisedIPs(services, snap.bgp.adverts)
-			bgpMoves = r.bgpChanges(ctx, was, prevLive, live)
+			bgpMoves = r.bgpChanges(ctx, was, prevLive, live, step.isolated)
 			r.bgpApplied = true
 		}
 		// After a failed apply the last plan that applied still stands.

@@ -41,14 +41,16 @@ const (
 // BGPSessionState objects in the background, always toward the latest
 // snapshot, so that a pass of the reconciler never waits for API writes.
 //
-// A pass moves IPs; its status objects take one or two API requests each,
-// and the client's rate limit spaces them out. With a few hundred Services
-// changing hands at once (a node dying at scale), writing them in the pass
-// held the next pass back for tens of seconds, and with it the next
-// takeover or release: the benchmark saw failovers of 8 s. Snapshots that
-// arrive while a write runs are merged into one (only the latest counts):
-// each write lists what exists and changes only what differs, so catching
-// up after a burst costs one write, not one per pass.
+// A pass moves IPs; its status objects take two or three API requests each
+// (see syncStatuses), and the client's rate limit spaces them out. With a
+// few hundred Services changing hands at once (a node dying at scale),
+// writing them in the pass held the next pass back for tens of seconds, and
+// with it the next takeover or release: the benchmark saw failovers of 8 s.
+// Snapshots that arrive while a write runs are merged into one (only the
+// latest counts): each write lists what exists (from the cache, once the
+// cache shows the previous write) and changes only what differs, with
+// statusWorkers requests in flight, so catching up after a burst costs one
+// write, not one per pass.
 type statusWriter struct {
 	api      statusAPI
 	ns, node string
