@@ -87,7 +87,8 @@ type Options struct {
 	Registry prometheus.Registerer
 	// QPS and Burst are the client-side limit on API requests, one token
 	// bucket for the whole process (status writes, Events, informers);
-	// QPS < 0 turns it off and leaves flow control to the API server.
+	// QPS < 0 turns it off and leaves flow control to the API server, 0
+	// means DefaultQPS and DefaultBurst.
 	// client-go's default (5/s, burst 10, per resource) made a failover
 	// of a few hundred Services take minutes to show in ServiceL2Status.
 	QPS   float32
