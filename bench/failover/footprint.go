@@ -17,6 +17,9 @@ import (
 	"github.com/keeperlb/keeperlb/internal/speaker"
 )
 
+// footprintPrefix starts the names of the footprint's Services.
+const footprintPrefix = "fp-"
+
 // clockTicks is USER_HZ, the unit of utime and stime in /proc/PID/stat; Linux
 // fixes it at 100 on every architecture Go supports.
 const clockTicks = 100
@@ -43,6 +46,9 @@ type footprintResult struct {
 	// last create returning, to every Service having an address, and to
 	// every one having a ServiceL2Status.
 	created, allocated, announced time.Duration
+	// createCost is the API requests from the first create to every
+	// Service having a ServiceL2Status.
+	createCost apiCost
 	// burst is every speaker's use from the first create to the last
 	// status.
 	burst map[string]usage
@@ -95,6 +101,7 @@ func (b *bench) footprint(ctx context.Context) (*footprintResult, error) {
 	}
 
 	b.log.Info("creating Services", "n", b.o.services)
+	reqBefore := b.requestsNow(ctx)
 	began := time.Now()
 	burst, err := b.snapshot()
 	if err != nil {
@@ -102,7 +109,7 @@ func (b *bench) footprint(ctx context.Context) (*footprintResult, error) {
 	}
 	names := make([]string, b.o.services)
 	for i := range names {
-		names[i] = fmt.Sprintf("fp-%04d", i)
+		names[i] = fmt.Sprintf("%s%04d", footprintPrefix, i)
 	}
 	if err := parallel(ctx, 8, names, func(name string) error {
 		return b.createService(ctx, name, func(s *corev1.Service) {
@@ -146,7 +153,9 @@ func (b *bench) footprint(ctx context.Context) (*footprintResult, error) {
 		return nil, err
 	}
 	res.announced = time.Since(began)
-	b.log.Info("every Service announced", "took", res.announced.Round(time.Millisecond), "per node", owned)
+	res.createCost = b.costSince(ctx, reqBefore)
+	b.log.Info("every Service announced", "took", res.announced.Round(time.Millisecond), "per node", owned,
+		"from the last address", (res.announced - res.allocated).Round(time.Millisecond), "requests", res.createCost.String())
 	if res.probes, err = b.probeSample(ctx, names); err != nil {
 		return nil, err
 	}
@@ -267,7 +276,7 @@ func (b *bench) statusCount(ctx context.Context) (int, error) {
 	return len(list.Items), nil
 }
 
-// owners counts, per node, the Services it reports announcing. A Service
+// owners counts, per node, the footprint Services it reports announcing. A Service
 // with more than one status (a handover in progress) is an error, so that
 // the count is only accepted once it is settled.
 func (b *bench) owners(ctx context.Context) (map[string]int, error) {
@@ -280,6 +289,11 @@ func (b *bench) owners(ctx context.Context) (map[string]int, error) {
 	out := map[string]int{}
 	for _, s := range list.Items {
 		svc := s.Labels[speaker.LabelServiceName]
+		if !strings.HasPrefix(svc, footprintPrefix) {
+			// The failover part's VIPs, created again for the
+			// loaded trials.
+			continue
+		}
 		if s.Status.Node == "" {
 			// Created, status not written yet.
 			return nil, fmt.Errorf("ServiceL2Status %s of %s names no node yet", s.Name, svc)

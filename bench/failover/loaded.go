@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"net/netip"
 	"slices"
@@ -14,6 +15,10 @@ import (
 	"github.com/keeperlb/keeperlb/api/v1beta1"
 	"github.com/keeperlb/keeperlb/internal/speaker"
 )
+
+// refillWait is how long a speaker's client-side token bucket takes to
+// fill up from empty, and a little more.
+const refillWait = time.Duration(float64(speaker.DefaultBurst)/speaker.DefaultQPS*float64(time.Second)) + 2*time.Second
 
 // loadedTrial is one SIGKILL of a speaker while it announces its share of
 // the footprint's Services.
@@ -31,6 +36,12 @@ type loadedTrial struct {
 	// back is from the restart to the client's entry on the node again;
 	// statusBack to its ServiceL2Status naming it again.
 	back, statusBack time.Duration
+	// allStatus is from the kill to every Service's only ServiceL2Status
+	// naming a live node; allBack from the restart to every one being
+	// back as before the kill. failCost and backCost are the API requests
+	// spent over each (from the API server's counters).
+	allStatus, allBack time.Duration
+	failCost, backCost apiCost
 }
 
 // loadedFailover repeats the SIGKILL trial while the footprint's Services
@@ -98,8 +109,22 @@ func (b *bench) loadedFailover(ctx context.Context, owned map[string]int) ([]tri
 		if err := b.waitClientOn(ctx, v, 30*time.Second); err != nil {
 			return trials, out, fmt.Errorf("before killing %s: %w", n, err)
 		}
-		t := loadedTrial{node: n, owned: owned[n], service: svc, ip: ip, neigh: -1, http: -1, status: -1, back: -1, statusBack: -1}
+		t := loadedTrial{node: n, owned: owned[n], service: svc, ip: ip, neigh: -1, http: -1, status: -1, back: -1, statusBack: -1,
+			allStatus: -1, allBack: -1}
 		other := func(x string) bool { return x != n }
+		// Every status settled before the kill, so that the clock and
+		// the request counts below are this failover's only.
+		if err := poll(ctx, 5*time.Minute, 200*time.Millisecond, func() error { return b.statusesSettled(ctx, nil, owned) }); err != nil {
+			return trials, out, fmt.Errorf("before killing %s: %w", n, err)
+		}
+		// The trials above left the speakers' client-side token buckets
+		// (speaker.DefaultBurst requests, refilled at DefaultQPS a
+		// second) drained: the kill comes once they are full again, as
+		// in a cluster that has been steady for a few seconds.
+		if err := sleep(ctx, refillWait); err != nil {
+			return trials, out, err
+		}
+		before := b.requestsNow(ctx)
 		wctx, cancel := context.WithTimeout(ctx, trialTimeout)
 		t0 := time.Now()
 		nch := b.watchNeighbour(wctx, ip, neighPoll, other)
@@ -126,6 +151,13 @@ func (b *bench) loadedFailover(ctx context.Context, owned map[string]int) ([]tri
 		} else {
 			b.log.Warn("status did not follow the failover", "service", svc, "err", err)
 		}
+		if err := poll(ctx, 5*time.Minute, 100*time.Millisecond, func() error { return b.statusesSettled(ctx, other, nil) }); err == nil {
+			t.allStatus = time.Since(t0)
+		} else {
+			b.log.Warn("statuses did not follow the failover", "node", n, "err", err)
+		}
+		t.failCost = b.costSince(ctx, before)
+		before = b.requestsNow(ctx)
 		tR := time.Now()
 		if _, err := b.startSpeaker(n); err != nil {
 			return trials, out, err
@@ -142,12 +174,44 @@ func (b *bench) loadedFailover(ctx context.Context, owned map[string]int) ([]tri
 		} else {
 			b.log.Warn("status did not follow the restart", "service", svc, "err", err)
 		}
+		if err := poll(ctx, 5*time.Minute, 100*time.Millisecond, func() error { return b.statusesSettled(ctx, nil, owned) }); err == nil {
+			t.allBack = time.Since(tR)
+		} else {
+			b.log.Warn("statuses did not follow the restart", "node", n, "err", err)
+		}
+		t.backCost = b.costSince(ctx, before)
 		b.log.Info("loaded failover", "node", n, "owned", t.owned, "vip", ip, "neighbour", t.neigh.Round(time.Millisecond),
 			"http", t.http.Round(time.Millisecond), "status", t.status.Round(time.Millisecond),
+			"allStatus", t.allStatus.Round(time.Millisecond), "allBack", t.allBack.Round(time.Millisecond),
+			"failCost", t.failCost.String(), "backCost", t.backCost.String(),
 			"back", t.back.Round(time.Millisecond), "statusBack", t.statusBack.Round(time.Millisecond))
 		out = append(out, t)
 	}
 	return trials, out, nil
+}
+
+// statusesSettled checks that every Service of the footprint has exactly
+// one ServiceL2Status naming a node, accepted by ok when it is set, and, when
+// want is set, that each node names as many as want says.
+func (b *bench) statusesSettled(ctx context.Context, ok func(string) bool, want map[string]int) error {
+	got, err := b.owners(ctx)
+	if err != nil {
+		return err
+	}
+	total := 0
+	for n, k := range got {
+		total += k
+		if ok != nil && !ok(n) {
+			return fmt.Errorf("%d ServiceL2Status objects still name %s", k, n)
+		}
+	}
+	if total != b.o.services {
+		return fmt.Errorf("%d of %d Services have a ServiceL2Status", total, b.o.services)
+	}
+	if want != nil && !maps.Equal(got, want) {
+		return fmt.Errorf("ServiceL2Status objects per node %v, want %v", got, want)
+	}
+	return nil
 }
 
 // serviceOwnedBy returns a footprint Service that node reports announcing.

@@ -2,6 +2,7 @@ package main
 
 import (
 	"slices"
+	"strings"
 	"testing"
 	"time"
 )
@@ -180,5 +181,24 @@ func TestExpiries(t *testing.T) {
 	}
 	if un := unexplained(got, nil, at(1500), at(10000)); len(un) != 2 {
 		t.Errorf("unexplained from 1.5 s = %+v, want the two at 3 s", un)
+	}
+}
+
+func TestParseRequestCounts(t *testing.T) {
+	text := `# TYPE apiserver_request_total counter
+apiserver_request_total{code="201",component="apiserver",dry_run="",group="metallb.io",resource="servicel2statuses",scope="resource",subresource="",verb="POST",version="v1beta1"} 335
+apiserver_request_total{code="200",component="apiserver",dry_run="",group="metallb.io",resource="servicel2statuses",scope="resource",subresource="status",verb="PUT",version="v1beta1"} 330
+apiserver_request_total{code="409",component="apiserver",dry_run="",group="metallb.io",resource="servicel2statuses",scope="resource",subresource="status",verb="PUT",version="v1beta1"} 5
+apiserver_request_total{code="200",component="apiserver",dry_run="",group="metallb.io",resource="servicel2statuses",scope="namespace",subresource="",verb="LIST",version="v1beta1"} 99
+apiserver_request_total{code="201",component="apiserver",dry_run="",group="events.k8s.io",resource="events",scope="resource",subresource="",verb="POST",version="v1"} 12
+apiserver_request_total{code="201",component="apiserver",dry_run="",group="",resource="services",scope="resource",subresource="",verb="POST",version="v1"} 1000
+`
+	now, err := parseRequestCounts(strings.NewReader(text))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := now.since(requestCounts{{"servicel2statuses", "", "POST", "201"}: 35})
+	if c.creates != 300 || c.statusUpdates != 335 || c.conflicts != 5 || c.events != 12 || c.deletes != 0 || c.total() != 635 {
+		t.Errorf("cost %+v", c)
 	}
 }

@@ -767,9 +767,9 @@ func explainAnnouncement(in explainInput, v *explainView) announceView {
 		}
 		av.Verdict = "Unknown: your permissions do not allow reading the speakers' " + kinds + ", which say who announces it."
 		if ev, ok := lastEvent(in.events, "nodeAssigned"); ok {
-			av.Why = append(av.Why, fmt.Sprintf("Its latest nodeAssigned Event (%s) says: %s. A speaker writes it when it starts to announce the Service over layer 2; it does not prove that it still does.", ev.Last, ev.Message))
+			av.Why = append(av.Why, fmt.Sprintf("Its latest nodeAssigned Event (%s) says: %s. A speaker writes it when it starts to announce the Service (over layer 2, or over BGP); it does not prove that it still does.", ev.Last, ev.Message))
 		} else if !in.hidden.events {
-			av.Why = append(av.Why, "It has no nodeAssigned Event, which a speaker writes when it starts to announce the Service over layer 2.")
+			av.Why = append(av.Why, "It has no nodeAssigned Event, which a speaker writes when it starts to announce the Service (over layer 2, or over BGP).")
 		}
 		if !in.hidden.endpoints {
 			av.Why = append(av.Why, "Endpoints: "+epText+".")

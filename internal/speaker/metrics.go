@@ -29,8 +29,9 @@ type metrics struct {
 	unannounced        *prometheus.GaugeVec
 	currentUnannounced map[[3]string]bool
 
-	statusWrites *prometheus.HistogramVec
-	ownership    *prometheus.CounterVec
+	statusWrites   *prometheus.HistogramVec
+	statusRequests *prometheus.CounterVec
+	ownership      *prometheus.CounterVec
 }
 
 // statusWriteBuckets span one quick write (a few milliseconds) to a write
@@ -52,6 +53,10 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Help:    "Time the status writer took to make this node's ServiceL2Status, ServiceBGPStatus and BGPSessionState objects match one pass, by result (success, error).",
 			Buckets: statusWriteBuckets,
 		}, []string{"result"}),
+		statusRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "keeperlb_speaker_status_requests_total",
+			Help: "API requests of the status writer (ServiceL2Status, ServiceBGPStatus, BGPSessionState), by verb (create, update of the status, delete, get to settle a conflict) and result (success, conflict, not_found, already_exists, error). Lists come from the cache and cost none.",
+		}, []string{"verb", "result"}),
 		ownership: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "keeperlb_layer2_ownership_changes_total",
 			Help: "Layer 2 IPs that moved from one node to another, by reason (peer_dead, peer_left, peer_joined, config); each move is counted once, by the node that took the IP when its previous owner is gone, else by the previous owner.",
@@ -69,12 +74,15 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	for _, r := range []string{resultSuccess, resultError} {
 		m.statusWrites.WithLabelValues(r)
 	}
+	for _, v := range []string{verbCreate, verbUpdate, verbDelete, verbGet} {
+		m.statusRequests.WithLabelValues(v, resultSuccess)
+	}
 	var err error
 	if m.client, err = k8smetrics.New(reg, true); err != nil {
 		return nil, err
 	}
 	if reg != nil {
-		for _, c := range []prometheus.Collector{m.announced, m.live, m.unannounced, m.statusWrites, m.ownership} {
+		for _, c := range []prometheus.Collector{m.announced, m.live, m.unannounced, m.statusWrites, m.statusRequests, m.ownership} {
 			if err := reg.Register(c); err != nil {
 				return nil, fmt.Errorf("registering speaker metrics: %w", err)
 			}
@@ -96,6 +104,11 @@ func (m *metrics) observeStatusWrite(took time.Duration, err error) {
 		result = resultError
 	}
 	m.statusWrites.WithLabelValues(result).Observe(took.Seconds())
+}
+
+// countStatusRequest counts one API request of the status writer.
+func (m *metrics) countStatusRequest(verb, result string) {
+	m.statusRequests.WithLabelValues(verb, result).Inc()
 }
 
 // registerStatusMetrics exports how far the status writer is behind.

@@ -76,6 +76,12 @@ type reconciler struct {
 	// and ownersLive the live speakers it ran over.
 	owners     map[netip.Addr]string
 	ownersLive []string
+	// svcOwners is the elected layer 2 announcer of every Service as of
+	// the last election (for the nodeAssigned Events).
+	svcOwners map[string]string
+	// bgpApplied says a pass of this process has applied BGP, so that
+	// bgpAnnounced says what the previous pass advertised.
+	bgpApplied bool
 	lastState  [3]string // last ConfigurationState written
 }
 
@@ -125,7 +131,8 @@ func (r *reconciler) Reconcile(ctx context.Context, _ reconcile.Request) (reconc
 	for reason, n := range ownershipChanges(r.node, r.owners, next, r.ownersLive, live, r.live.Departure) {
 		r.metrics.ownership.WithLabelValues(reason).Add(float64(n))
 	}
-	r.owners, r.ownersLive = next, live
+	prevLive, prevSvcOwners := r.ownersLive, r.svcOwners
+	r.owners, r.ownersLive, r.svcOwners = next, live, serviceOwners(res)
 
 	known := 0
 	for _, p := range peers {
@@ -157,6 +164,7 @@ func (r *reconciler) Reconcile(ctx context.Context, _ reconcile.Request) (reconc
 	again := step.again
 	snap := statusSnapshot{l2: statuses, live: live}
 	var bgpAnnounced map[string][]netip.Addr
+	var bgpMoves []bgpChange
 	if r.bgp != nil {
 		var settling bool
 		snap.bgp, settling, err = r.syncBGP(ctx, nodes.Items, services)
@@ -164,7 +172,10 @@ func (r *reconciler) Reconcile(ctx context.Context, _ reconcile.Request) (reconc
 			again = bfdPollInterval
 		}
 		if snap.bgp != nil {
+			was := r.bgpAnnounced
 			r.bgpAnnounced = advertisedIPs(services, snap.bgp.adverts)
+			bgpMoves = r.bgpChanges(ctx, was, prevLive, live, step.isolated)
+			r.bgpApplied = true
 		}
 		// After a failed apply the last plan that applied still stands.
 		bgpAnnounced = r.bgpAnnounced
@@ -173,6 +184,7 @@ func (r *reconciler) Reconcile(ctx context.Context, _ reconcile.Request) (reconc
 	}
 	r.report(svcs.Items, owned, stranded, bgpAnnounced)
 	r.metrics.setUnannounced(unannouncedSeries(res.Skipped, mine, owned))
+	r.reportMoves(ctx, svcs.Items, owned, prevSvcOwners, prevLive, live, bgpMoves)
 	// The status objects are written in the background: the next pass,
 	// which may move IPs, must not wait for them. After a failed BGP
 	// apply the BGP ones stay as they were (a nil part is not written).
@@ -225,28 +237,11 @@ func (r *reconciler) announce(mine []election.Announcement) (map[string][]netip.
 	return owned, statuses, stranded, nil
 }
 
-// report updates the announced metric and emits an Event on each Service
-// this node starts announcing, as MetalLB does ("nodeAssigned"), and a
-// Warning on each Service this node was elected for but cannot announce
-// (stranded), once until that changes: otherwise the IP is silently not
-// answered.
+// report updates the announced metric and emits a Warning on each Service
+// this node was elected for but cannot announce (stranded), once until that
+// changes: otherwise the IP is silently not answered.
 func (r *reconciler) report(svcs []corev1.Service, owned map[string][]netip.Addr, stranded map[string][]string, bgpAnnounced map[string][]netip.Addr) {
 	r.metrics.setAnnounced(announcedSeries(r.node, owned, bgpAnnounced))
-
-	next := make(map[string]bool, len(owned))
-	for i := range svcs {
-		s := &svcs[i]
-		key := s.Namespace + "/" + s.Name
-		if _, ok := owned[key]; !ok {
-			continue
-		}
-		next[key] = true
-		if !r.announcing[key] && r.events != nil {
-			r.events.Eventf(s, nil, corev1.EventTypeNormal, "nodeAssigned", "Announce",
-				"announcing from node %q with protocol %q", r.node, "layer2")
-		}
-	}
-	r.announcing = next
 
 	nextStranded := make(map[string]string, len(stranded))
 	for i := range svcs {

@@ -25,6 +25,7 @@ import (
 	discoveryv1 "k8s.io/api/discovery/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/rest"
+	"k8s.io/client-go/util/flowcontrol"
 	"k8s.io/client-go/util/workqueue"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
@@ -84,9 +85,26 @@ type Options struct {
 	// Registry receives the metrics; nil means controller-runtime's
 	// registry, which the metrics server exposes.
 	Registry prometheus.Registerer
+	// QPS and Burst are the client-side limit on API requests, one token
+	// bucket for the whole process (status writes, Events, informers);
+	// QPS < 0 turns it off and leaves flow control to the API server, 0
+	// means DefaultQPS and DefaultBurst.
+	// client-go's default (5/s, burst 10, per resource) made a failover
+	// of a few hundred Services take minutes to show in ServiceL2Status.
+	QPS   float32
+	Burst int
 	// SkipNameValidation allows several speakers in one process (tests).
 	SkipNameValidation bool
 }
+
+// Default client-side API limit of the speaker: a failover that moves
+// about 160 Services to one node (3 requests each, and an Event) goes out
+// within the burst; beyond it, 50 requests a second per speaker. In steady
+// state a speaker writes nothing.
+const (
+	DefaultQPS   = 50
+	DefaultBurst = 500
+)
 
 // DefaultOptions returns the options used when no flag is given.
 func DefaultOptions() Options {
@@ -102,6 +120,8 @@ func DefaultOptions() Options {
 		HealthAddr:  ":7473",
 		Liveness:    membership.DefaultOptions(node),
 		Layer2:      layer2.Options{},
+		QPS:         DefaultQPS,
+		Burst:       DefaultBurst,
 	}
 }
 
@@ -116,6 +136,13 @@ func (o *Options) BindFlags(fs *flag.FlagSet) {
 	fs.IntVar(&o.Liveness.Port, "liveness-port", o.Liveness.Port, "UDP port of the speakers' heartbeats")
 	fs.DurationVar(&o.Liveness.Interval, "liveness-interval", o.Liveness.Interval, "time between two heartbeats to each speaker")
 	fs.DurationVar(&o.Liveness.Timeout, "liveness-timeout", o.Liveness.Timeout, "silence after which a speaker counts as dead; failover takes about this long")
+	qps := float64(o.QPS)
+	fs.Func("kube-api-qps", fmt.Sprintf("client-side API request rate limit of the whole process; negative disables it (default %v)", o.QPS), func(s string) error {
+		_, err := fmt.Sscan(s, &qps)
+		o.QPS = float32(qps)
+		return err
+	})
+	fs.IntVar(&o.Burst, "kube-api-burst", o.Burst, "client-side API request burst (with --kube-api-qps > 0)")
 	fs.DurationVar(&o.Liveness.SettleMax, "liveness-settle-max", o.Liveness.SettleMax, "longest a starting speaker waits for a known peer to speak, then to be ready (0: ten liveness timeouts)")
 }
 
@@ -165,6 +192,16 @@ func Run(ctx context.Context, restCfg *rest.Config, opts Options, log *slog.Logg
 
 	cfg := rest.CopyConfig(restCfg)
 	cfg.UserAgent = "keeperlb-speaker"
+	if opts.QPS == 0 {
+		opts.QPS, opts.Burst = DefaultQPS, DefaultBurst
+	}
+	cfg.QPS, cfg.Burst, cfg.RateLimiter = opts.QPS, opts.Burst, nil
+	if opts.QPS > 0 {
+		// One bucket for every client built from cfg (status writes,
+		// Events, informers): given only QPS and Burst, client-go gives
+		// each resource's client a bucket of its own.
+		cfg.RateLimiter = flowcontrol.NewTokenBucketRateLimiter(opts.QPS, max(opts.Burst, 1))
+	}
 	scheme, err := NewScheme()
 	if err != nil {
 		return err
@@ -251,6 +288,8 @@ func Run(ctx context.Context, restCfg *rest.Config, opts Options, log *slog.Logg
 
 	status := newStatusWriter(mgr.GetClient(), opts.Namespace, opts.NodeName, log.With("component", "status"))
 	status.observe = m.observeStatusWrite
+	status.api.live = mgr.GetAPIReader()
+	status.api.count = m.countStatusRequest
 	if err := registerStatusMetrics(reg, status); err != nil {
 		return err
 	}

@@ -47,16 +47,16 @@ func TestStatusesForLongNodeNames(t *testing.T) {
 	peer := strings.Repeat("very-long-node-name-", 6) + "2"
 	want := map[string]l2Status{"ns/web": {service: "ns/web", interfaces: []string{"eth0"}}}
 	for range 2 {
-		if err := syncL2Statuses(ctx, c, "metallb-system", node, want, []string{node, peer}); err != nil {
+		if err := syncL2Statuses(ctx, statusAPI{c: c, live: c, workers: statusWorkers}, "metallb-system", node, want, []string{node, peer}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if err := syncL2Statuses(ctx, c, "metallb-system", peer, map[string]l2Status{"ns/db": {service: "ns/db"}}, []string{node, peer}); err != nil {
+	if err := syncL2Statuses(ctx, statusAPI{c: c, live: c, workers: statusWorkers}, "metallb-system", peer, map[string]l2Status{"ns/db": {service: "ns/db"}}, []string{node, peer}); err != nil {
 		t.Fatal(err)
 	}
 	// node now also announces ns/db; peer is alive, so its object stays.
 	want["ns/db"] = l2Status{service: "ns/db"}
-	if err := syncL2Statuses(ctx, c, "metallb-system", node, want, []string{node, peer}); err != nil {
+	if err := syncL2Statuses(ctx, statusAPI{c: c, live: c, workers: statusWorkers}, "metallb-system", node, want, []string{node, peer}); err != nil {
 		t.Fatal(err)
 	}
 	var list v1beta1.ServiceL2StatusList

@@ -41,16 +41,18 @@ const (
 // BGPSessionState objects in the background, always toward the latest
 // snapshot, so that a pass of the reconciler never waits for API writes.
 //
-// A pass moves IPs; its status objects take one or two API requests each,
-// and the client's rate limit spaces them out. With a few hundred Services
-// changing hands at once (a node dying at scale), writing them in the pass
-// held the next pass back for tens of seconds, and with it the next
-// takeover or release: the benchmark saw failovers of 8 s. Snapshots that
-// arrive while a write runs are merged into one (only the latest counts):
-// each write lists what exists and changes only what differs, so catching
-// up after a burst costs one write, not one per pass.
+// A pass moves IPs; its status objects take two or three API requests each
+// (see syncStatuses), and the client's rate limit spaces them out. With a
+// few hundred Services changing hands at once (a node dying at scale),
+// writing them in the pass held the next pass back for tens of seconds, and
+// with it the next takeover or release: the benchmark saw failovers of 8 s.
+// Snapshots that arrive while a write runs are merged into one (only the
+// latest counts): each write lists what exists (from the cache, once the
+// cache shows the previous write) and changes only what differs, with
+// statusWorkers requests in flight, so catching up after a burst costs one
+// write, not one per pass.
 type statusWriter struct {
-	c        client.Client
+	api      statusAPI
 	ns, node string
 	log      *slog.Logger
 
@@ -73,8 +75,11 @@ type statusWriter struct {
 	busy    bool
 }
 
+// newStatusWriter returns a writer that writes and lists through c, and
+// reads from it too to settle a write the list was behind for (Run sets a
+// reader of the API server itself).
 func newStatusWriter(c client.Client, ns, node string, log *slog.Logger) *statusWriter {
-	w := &statusWriter{c: c, ns: ns, node: node, log: log, now: time.Now, kick: make(chan struct{}, 1)}
+	w := &statusWriter{api: statusAPI{c: c, live: c, workers: statusWorkers, written: &ownWrites{}}, ns: ns, node: node, log: log, now: time.Now, kick: make(chan struct{}, 1)}
 	w.idle = sync.NewCond(&w.mu)
 	return w
 }
@@ -155,13 +160,18 @@ func (w *statusWriter) Run(ctx context.Context) error {
 	}
 }
 
+// cacheWait bounds how long a write waits for the cache to show the
+// previous write's objects (see ownWrites); it usually takes milliseconds.
+const cacheWait = time.Second
+
 // write makes the status objects match s.
 func (w *statusWriter) write(ctx context.Context, s statusSnapshot) error {
-	errs := []error{syncL2Statuses(ctx, w.c, w.ns, w.node, s.l2, s.live)}
+	w.api.written.awaitCache(ctx, w.api.c, cacheWait)
+	errs := []error{syncL2Statuses(ctx, w.api, w.ns, w.node, s.l2, s.live)}
 	if s.bgp != nil {
 		errs = append(errs,
-			syncBGPStatuses(ctx, w.c, w.ns, w.node, s.bgp.adverts),
-			syncSessionStates(ctx, w.c, w.ns, w.node, s.bgp.sessions))
+			syncBGPStatuses(ctx, w.api, w.ns, w.node, s.bgp.adverts),
+			syncSessionStates(ctx, w.api, w.ns, w.node, s.bgp.sessions))
 	}
 	return errors.Join(errs...)
 }

@@ -574,6 +574,14 @@ func TestBGPECMPLocalPolicyAndWithdraw(t *testing.T) {
 	took = e.waitHops(hostPrefix(lip), "node1", "node3")
 	t.Logf("endpoints moved from node2 to node1 and node3: route followed in %v", took.Round(time.Millisecond))
 	e.waitBGPStatuses("local", []string{"router"}, "node1", "node3")
+	// `kubectl describe svc local` tells it: node2 stopped advertising,
+	// node1 and node3 started.
+	e.waitEventIn(appNS, "Service", "local", corev1.EventTypeNormal, "nodeWithdrawn",
+		`node "node2" stopped advertising it with protocol "bgp"`)
+	for _, n := range []string{"node1", "node3"} {
+		e.waitEventIn(appNS, "Service", "local", corev1.EventTypeNormal, "nodeAssigned",
+			fmt.Sprintf("announcing from node %q with protocol \"bgp\"", n))
+	}
 	e.setEndpoints("local")
 	e.waitHops(hostPrefix(lip))
 	e.waitBGPStatuses("local", nil)
@@ -925,6 +933,10 @@ func TestBGPBFDFailover(t *testing.T) {
 	}
 	took := e.waitHops(hostPrefix(ip), "node1", "node3")
 	t.Logf("node2 cut off: its next hop left the router's kernel route after %v (BFD 300ms x 3, hold time 90s)", took.Round(time.Millisecond))
+	// node2 cannot say it; node1, the smallest live advertiser, does.
+	msg := e.waitEventIn(appNS, "Service", "web", corev1.EventTypeNormal, "nodeWithdrawn",
+		`node "node2" no longer advertises it with protocol "bgp" (reported by node "node1"; reason peer_dead`)
+	t.Logf("Event on web: %s", msg)
 	n, err := e.frr.Neighbor(t.Context(), victim.IPv4)
 	if err != nil {
 		t.Fatal(err)

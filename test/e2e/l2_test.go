@@ -77,6 +77,28 @@ func TestL2ClusterTrafficAndSpeakerFailover(t *testing.T) {
 	if got := e.arpAnswerers(ip); len(got) != 1 || e.nodeOfMAC(got[0]) != next {
 		t.Errorf("after failover ARP answers came from %v, want only %s", got, next)
 	}
+	// `kubectl describe svc web` tells the story: one nodeAssigned Event
+	// from the new owner, naming the old one and why.
+	takeover := fmt.Sprintf("taken over from node %q (reason peer_dead", owner)
+	msg := e.waitEventIn(appNS, "Service", "web", corev1.EventTypeNormal, "nodeAssigned",
+		fmt.Sprintf("announcing from node %q with protocol \"layer2\"", next), takeover)
+	t.Logf("Event on web: %s", msg)
+	var evs corev1.EventList
+	if err := e.c.List(t.Context(), &evs, client.InNamespace(appNS)); err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, ev := range evs.Items {
+		if ev.InvolvedObject.Kind == "Service" && ev.InvolvedObject.Name == "web" && ev.Reason == "nodeAssigned" && strings.Contains(ev.Message, takeover) {
+			n++
+			if ev.Count > 1 || (ev.Series != nil && ev.Series.Count > 1) {
+				t.Errorf("the takeover Event was repeated: %+v", ev)
+			}
+		}
+	}
+	if n != 1 {
+		t.Errorf("%d nodeAssigned Events say %q, want exactly 1", n, takeover)
+	}
 }
 
 // TestL2IPv6AndDualStack checks NDP and the one-owner-per-Service rule: the
