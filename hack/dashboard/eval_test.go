@@ -18,6 +18,7 @@ var sampleValue = map[string]string{
 	"pool": "default", "reason": "PoolExhausted", "service": "default/web",
 	"protocol": "layer2", "node": "node-a", "ip": "198.18.100.1",
 	"peer": "198.18.0.1:179", "state": "Up", "result": "success",
+	"verb": "create",
 }
 
 // TestQueriesReturnData evaluates every query with Prometheus's own engine
