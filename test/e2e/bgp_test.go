@@ -400,6 +400,25 @@ func (e *env) sessions() (map[[2]string]v1beta1.BGPSessionStateStatus, error) {
 	return out, nil
 }
 
+// waitRouterBFDUp waits until the router's BFD session with every node is
+// up, in FRR's own view: a speaker's BGPSessionState can still be the one a
+// stopped speaker wrote.
+func (e *bgpEnv) waitRouterBFDUp() {
+	e.t.Helper()
+	eventually(e.t, 30*time.Second, func() error {
+		peers, err := e.frr.BFDPeers(e.t.Context())
+		if err != nil {
+			return err
+		}
+		for _, a := range e.nodeAddrs(false) {
+			if peers[a] != "up" {
+				return fmt.Errorf("FRR's BFD sessions: %v", peers)
+			}
+		}
+		return nil
+	})
+}
+
 // waitSessions waits until the BGPSessionState objects are exactly one per
 // (node, peer) in want and each passes check.
 func (e *env) waitSessions(want [][2]string, check func(key [2]string, s v1beta1.BGPSessionStateStatus) error) {
@@ -912,18 +931,7 @@ func TestBGPBFDFailover(t *testing.T) {
 	e.advertise("all", nil)
 	ip := v4(e.createService("web", nodes, nil))
 	e.waitHops(hostPrefix(ip), nodes...)
-	eventually(t, 30*time.Second, func() error {
-		peers, err := e.frr.BFDPeers(t.Context())
-		if err != nil {
-			return err
-		}
-		for _, a := range e.nodeAddrs(false) {
-			if peers[a] != "up" {
-				return fmt.Errorf("FRR's BFD sessions: %v", peers)
-			}
-		}
-		return nil
-	})
+	e.waitRouterBFDUp()
 	e.waitSessions(sessionKeys("router", nodes...), established(e.lab.Router.IPv4, "Up"))
 	before := e.neighborCounts(e.nodeAddrs(false)...)
 

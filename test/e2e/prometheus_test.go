@@ -509,18 +509,7 @@ func TestPrometheusAlertsAndDashboard(t *testing.T) {
 	// far beyond this test's wait (seen once: node2 stayed Established).
 	// The router's view first: node2's BGPSessionState may still be the
 	// stopped speaker's until the new one writes it.
-	eventually(t, 30*time.Second, func() error {
-		peers, err := e.frr.BFDPeers(t.Context())
-		if err != nil {
-			return err
-		}
-		for _, a := range e.nodeAddrs(false) {
-			if peers[a] != "up" {
-				return fmt.Errorf("FRR's BFD sessions: %v", peers)
-			}
-		}
-		return nil
-	})
+	e.waitRouterBFDUp()
 	e.waitSessions(sessionKeys("router", nodes...), established(e.lab.Router.IPv4, "Up"))
 
 	// Cut the router off: BFD notices within a second and takes the BGP
